@@ -1,0 +1,78 @@
+"""``gnnsys train``: full-graph distributed training of a partition, one rank per part."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gnnsys import config
+from gnnsys.errors import RuntimeFailure, UserError
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` subcommand and its options to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "train", help="train a GNN on a partition (run under mpirun -n P)",
+        description="Train a GNN on a partition written by `gnnsys partition`. Launch P ranks "
+        "for a P-part partition: `mpirun -n 4 gnnsys train partitions/cora-4`; without mpirun "
+        "it runs as one rank (the partition must have 1 part). Options may also come from a "
+        "YAML --config file; flags override it.")
+    config.add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the options, start the distributed context and train; return the exit code.
+
+    Set-up failures are agreed on by all ranks (one collective), so the job exits with one
+    message, printed by the lowest failing rank. A failure during training prints that rank's
+    message once and aborts the whole job (MPI_Abort), so no rank waits in a collective.
+    """
+    cfg = config.config_from_args(args)
+    from gnnsys.comm.bootstrap import init_distributed
+    from gnnsys.train.loop import Trainer
+
+    ctx = init_distributed(backend=cfg.backend, device=cfg.device)
+    try:
+        if ctx.size == 1:
+            Trainer(cfg, ctx).run()
+            return 0
+        trainer, error = None, None
+        try:
+            trainer = Trainer(cfg, ctx)
+        except (UserError, RuntimeFailure) as exc:
+            error = exc
+        first, code = _agree_on_failure(ctx, error)
+        if first is not None:
+            if ctx.rank == first:
+                _report(error, ctx.rank)
+            return code
+        try:
+            trainer.run()
+        except (UserError, RuntimeFailure) as exc:
+            _report(exc, ctx.rank)
+            ctx.comm.Abort(_code(exc))
+        return 0
+    finally:
+        ctx.close()
+
+
+def _code(exc: Exception) -> int:
+    return 2 if isinstance(exc, UserError) else 1
+
+
+def _report(exc: Exception, rank: int) -> None:
+    kind = "error" if isinstance(exc, UserError) else "failed"
+    print(f"gnnsys train: {kind} (rank {rank}): {exc}", file=sys.stderr, flush=True)
+
+
+def _agree_on_failure(ctx, error) -> tuple:
+    """Return (lowest failing rank or None, exit code) agreed by all ranks."""
+    import numpy as np
+    from mpi4py import MPI
+
+    mine = np.array([ctx.rank if error else ctx.size], dtype=np.int64)
+    code = np.array([_code(error) if error else 0], dtype=np.int64)
+    ctx.comm.Allreduce(MPI.IN_PLACE, mine, op=MPI.MIN)
+    ctx.comm.Allreduce(MPI.IN_PLACE, code, op=MPI.MAX)
+    first = int(mine[0])
+    return (first if first < ctx.size else None), int(code[0])

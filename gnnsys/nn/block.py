@@ -1,0 +1,246 @@
+"""The local bipartite graph a layer sees, with its aggregation helpers.
+
+A :class:`Block` has ``num_src`` source rows (the owned rows, then the halo rows) and
+``num_dst`` destination rows (the owned rows: destination ``i`` is the same node as source ``i``
+for ``i < num_dst``). Its edges are the in-edges of the destinations, as CSR: the sources of
+destination ``v`` are ``indices[indptr[v]:indptr[v + 1]]`` (local source IDs). Every in-edge of
+an owned node is local, so sum / mean / max aggregation and the edge softmax are exact; the
+global in/out degrees of every source row are stored so normalisations are exact too.
+
+Layers compute only through these helpers (or plain torch ops on ``edge_src`` / ``edge_dst``);
+they never know whether the block is a whole graph or one shard of it.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gnnsys.nn.spmm import csr_matrix, csr_transpose, spmm
+
+ArrayLike = Union[np.ndarray, Tensor]
+
+
+def _as_long(x: ArrayLike) -> Tensor:
+    return torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, dtype=torch.int64)
+
+
+class Block:
+    """The local bipartite graph (sources = owned + halo rows, destinations = owned rows).
+
+    Args:
+        indptr: ``int64 [num_dst + 1]`` CSR row pointers over the destinations.
+        indices: ``int64 [E]`` local source ID of every in-edge.
+        num_src: number of source rows (owned + halo), ``>= num_dst``.
+        in_deg: ``[num_src]`` GLOBAL in-degree of every source row (float or int).
+        out_deg: ``[num_src]`` GLOBAL out-degree of every source row (float or int).
+
+    Derived structure (edge endpoints, the transposed CSR, normalisation weights) is built
+    lazily once and cached; :meth:`to` returns a new block on another device / dtype.
+    """
+
+    def __init__(self, indptr: Tensor, indices: Tensor, num_src: int, in_deg: Tensor,
+                 out_deg: Tensor) -> None:
+        self.indptr = _as_long(indptr)
+        self.indices = _as_long(indices)
+        self.num_src = int(num_src)
+        self.in_deg = torch.as_tensor(in_deg)
+        self.out_deg = torch.as_tensor(out_deg)
+        if self.num_src < self.num_dst:
+            raise ValueError(f"Block: num_src={self.num_src} < num_dst={self.num_dst}")
+        if self.in_deg.shape[0] != self.num_src or self.out_deg.shape[0] != self.num_src:
+            raise ValueError("Block: in_deg and out_deg need one entry per source row")
+        self._cache: dict = {}
+
+    @classmethod
+    def full_graph(cls, indptr: ArrayLike, indices: ArrayLike) -> "Block":
+        """Return the block of a whole graph (in-edge CSR, numpy or torch): N sources, N dsts.
+
+        Degrees are computed from the CSR itself (in-degree = row length, out-degree = number
+        of occurrences as a source).
+        """
+        indptr_t, indices_t = _as_long(indptr), _as_long(indices)
+        n = indptr_t.numel() - 1
+        in_deg = indptr_t[1:] - indptr_t[:-1]
+        out_deg = torch.bincount(indices_t, minlength=n)
+        return cls(indptr_t, indices_t, n, in_deg, out_deg)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def num_dst(self) -> int:
+        """Number of destination (owned) rows."""
+        return int(self.indptr.numel() - 1)
+
+    @property
+    def num_edges(self) -> int:
+        """Number of edges E."""
+        return int(self.indices.numel())
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the block's tensors."""
+        return self.indices.device
+
+    @property
+    def edge_src(self) -> Tensor:
+        """``int64 [E]``: local source ID of every edge (CSR order)."""
+        return self.indices
+
+    @property
+    def edge_dst(self) -> Tensor:
+        """``int64 [E]``: destination of every edge (CSR order), built once."""
+        if "edge_dst" not in self._cache:
+            self._cache["edge_dst"] = torch.repeat_interleave(
+                torch.arange(self.num_dst, device=self.device), self.local_in_degree()
+            )
+        return self._cache["edge_dst"]
+
+    def local_in_degree(self) -> Tensor:
+        """``int64 [num_dst]``: number of in-edges of every destination in this block."""
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def to(self, device: Optional[Union[str, torch.device]] = None,
+           dtype: Optional[torch.dtype] = None) -> "Block":
+        """Return this block on ``device`` with floating degree tensors cast to ``dtype``.
+
+        Integer structure stays int64; the caches are rebuilt lazily on the new block.
+        """
+        def move(t: Tensor) -> Tensor:
+            cast = dtype if dtype is not None and t.is_floating_point() else None
+            return t.to(device=device, dtype=cast)
+
+        return Block(move(self.indptr), move(self.indices), self.num_src,
+                     move(self.in_deg), move(self.out_deg))
+
+    def _transpose(self) -> tuple[Tensor, Tensor, Tensor]:
+        if "transpose" not in self._cache:
+            self._cache["transpose"] = csr_transpose(self.indptr, self.indices, self.num_src)
+        return self._cache["transpose"]
+
+    def _matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(A, A^T)`` sparse CSR holding ``values``; the last pair is reused."""
+        key = (id(values), values._version, values.dtype, values.device)
+        hit = self._cache.get("matrices")
+        if hit is not None and hit[0] is values and hit[1] == key:
+            return hit[2], hit[3]
+        t_indptr, t_indices, perm = self._transpose()
+        adj = csr_matrix(self.indptr, self.indices, values, (self.num_dst, self.num_src))
+        adj_t = csr_matrix(t_indptr, t_indices, values.detach()[perm],
+                           (self.num_src, self.num_dst))
+        self._cache["matrices"] = (values, key, adj, adj_t)
+        return adj, adj_t
+
+    def _constant_values(self, name: str, dtype: torch.dtype) -> Tensor:
+        """Cached per-edge values ``ones`` or ``1 / local in-degree`` (mean), in ``dtype``."""
+        key = (name, dtype)
+        if key not in self._cache:
+            if name == "ones":
+                vals = torch.ones(self.num_edges, dtype=dtype, device=self.device)
+            else:
+                inv = 1.0 / self.local_in_degree().clamp(min=1).to(dtype)
+                vals = inv[self.edge_dst]
+            self._cache[key] = vals
+        return self._cache[key]
+
+    # ---------------------------------------------------------------- aggregation
+    def spmm(self, h_src: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
+        """Weighted sum over in-edges: ``out[i] = sum_{e=(j->i)} w_e h_src[j]``.
+
+        Args:
+            h_src: ``[num_src, ...]`` source features.
+            edge_weight: ``[E]`` per-edge weights in CSR order (default: all ones). Its gradient
+                is computed when it requires grad.
+
+        Returns:
+            ``[num_dst, ...]``.
+        """
+        if edge_weight is None:
+            edge_weight = self._constant_values("ones", h_src.dtype)
+        elif edge_weight.dtype != h_src.dtype:
+            edge_weight = edge_weight.to(h_src.dtype)
+        adj, adj_t = self._matrices(edge_weight)
+        return spmm(h_src, edge_weight, adj, adj_t, self.edge_src, self.edge_dst)
+
+    def aggregate(self, h_src: Tensor, reduce: str = "sum") -> Tensor:
+        """Aggregate source rows over the in-edges of every destination.
+
+        Args:
+            h_src: ``[num_src, ...]`` source features.
+            reduce: ``"sum"``, ``"mean"`` (divides by the row's number of in-edges in the block,
+                which is the global in-degree for owned rows; 0 for rows without in-edges) or
+                ``"max"`` (elementwise; 0 for rows without in-edges).
+
+        Returns:
+            ``[num_dst, ...]``.
+        """
+        if reduce == "sum":
+            return self.spmm(h_src)
+        if reduce == "mean":
+            return self.spmm(h_src, self._constant_values("mean", h_src.dtype))
+        if reduce == "max":
+            index = self.edge_dst.view((-1,) + (1,) * (h_src.dim() - 1)).expand(
+                (self.num_edges,) + tuple(h_src.shape[1:]))
+            out = h_src.new_zeros((self.num_dst,) + tuple(h_src.shape[1:]))
+            return out.scatter_reduce(0, index, h_src[self.edge_src], "amax", include_self=False)
+        raise ValueError(f"unknown reduce {reduce!r}: use 'sum', 'mean' or 'max'")
+
+    def gcn_norm_weights(self) -> Tensor:
+        """``[E]``: GCN edge weights ``1 / sqrt((deg_i + 1)(deg_j + 1))`` for edge ``j -> i``.
+
+        ``deg`` is the GLOBAL in-degree (PyG's ``gcn_norm`` convention with self-loops: both
+        endpoints use in-degree + 1). The self-loop weights are :meth:`gcn_self_weights`.
+        Returned in the degree dtype if floating, else the default dtype; cached.
+        """
+        if "gcn" not in self._cache:
+            dtype = self.in_deg.dtype if self.in_deg.is_floating_point() else torch.get_default_dtype()
+            inv_sqrt = (self.in_deg.to(dtype) + 1.0).rsqrt()
+            self._cache["gcn"] = inv_sqrt[self.edge_dst] * inv_sqrt[self.edge_src]
+        return self._cache["gcn"]
+
+    def gcn_self_weights(self) -> Tensor:
+        """``[num_dst]``: GCN self-loop weights ``1 / (deg_i + 1)`` (global in-degree)."""
+        w = self.gcn_norm_weights()
+        return 1.0 / (self.in_deg[: self.num_dst].to(w.dtype) + 1.0)
+
+    def edge_softmax(self, scores: Tensor) -> Tensor:
+        """Softmax of edge scores over the in-edges of every destination.
+
+        Args:
+            scores: ``[E]`` or ``[E, H]`` (one column per attention head), CSR order.
+
+        Returns:
+            Same shape; for every destination with in-edges the values over its in-edges sum
+            to 1. Numerically stable (the row max is subtracted first).
+        """
+        index = self.edge_dst.view((-1,) + (1,) * (scores.dim() - 1)).expand_as(scores)
+        shape = (self.num_dst,) + tuple(scores.shape[1:])
+        row_max = scores.new_full(shape, float("-inf")).scatter_reduce(
+            0, index, scores.detach(), "amax", include_self=True)
+        exp = (scores - row_max[self.edge_dst]).exp()
+        denom = scores.new_zeros(shape).index_add_(0, self.edge_dst, exp)
+        return exp / denom[self.edge_dst]
+
+    def with_self_loops(self) -> "Block":
+        """Return the block with one extra edge ``i -> i`` at the end of every destination row.
+
+        Assumes the block has no self-loops (canonical graphs drop them). Cached.
+        """
+        if "self_loops" not in self._cache:
+            n, e = self.num_dst, self.num_edges
+            ar = torch.arange(n + 1, device=self.device)
+            indptr = self.indptr + ar
+            indices = torch.empty(e + n, dtype=torch.int64, device=self.device)
+            keep = torch.ones(e + n, dtype=torch.bool, device=self.device)
+            loop_pos = indptr[1:] - 1
+            keep[loop_pos] = False
+            indices[keep] = self.indices
+            indices[loop_pos] = ar[:-1]
+            self._cache["self_loops"] = Block(indptr, indices, self.num_src, self.in_deg,
+                                              self.out_deg)
+        return self._cache["self_loops"]
+
+    def __repr__(self) -> str:
+        return (f"Block(num_src={self.num_src}, num_dst={self.num_dst}, "
+                f"num_edges={self.num_edges}, device={self.device})")

@@ -1,0 +1,291 @@
+"""The distributed full-graph training loop: one rank per part, exact by construction.
+
+Each rank loads its shard, builds the exchange plan and the local block, and per epoch runs
+forward (dropout -> halo exchange -> layer, per layer), the loss over its train rows divided
+by the GLOBAL train count, backward (halo gradients return to their owners), the weight
+gradient all-reduce and the optimizer step. Every rank holds the same weights throughout.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gnnsys.comm.allreduce import allreduce_gradients, allreduce_scalars
+from gnnsys.comm.bootstrap import DistContext
+from gnnsys.comm.counters import ByteCounters
+from gnnsys.comm.exchange import HaloExchange
+from gnnsys.comm.plan import ExchangePlan
+from gnnsys.config import TrainConfig
+from gnnsys.errors import RuntimeFailure, UserError
+from gnnsys.nn.block import Block
+from gnnsys.partition.format import load_manifest, open_shard
+from gnnsys.train import checkpoint
+from gnnsys.train.metrics import MetricsWriter, epoch_record, final_line
+from gnnsys.train.model import GNN, build_model
+
+
+@dataclass
+class TrainResult:
+    """What a finished run returns: final accuracies, epochs run, wall time, per-epoch records."""
+
+    test_acc: float
+    val_acc: float
+    train_acc: float
+    epochs: int
+    time_s: float
+    history: list = field(default_factory=list)
+    model: Optional[GNN] = None
+
+
+class Trainer:
+    """Runs :class:`TrainConfig` on the rank described by ``ctx``.
+
+    Args:
+        cfg: the validated options.
+        ctx: the distributed context (world size must equal the partition's part count).
+        model: an already built :class:`GNN` (Python API); built from ``cfg`` when None.
+    """
+
+    def __init__(self, cfg: TrainConfig, ctx: DistContext, model: Optional[GNN] = None):
+        self.cfg, self.ctx = cfg, ctx
+        manifest = load_manifest(cfg.partition)
+        parts = int(manifest["parts"])
+        if parts != ctx.size:
+            how = "run it without mpirun" if parts == 1 else f"launch with mpirun -n {parts}"
+            raise UserError(f"partition {cfg.partition} has {parts} parts but {ctx.size} "
+                            f"rank(s) were started: {how}")
+        self.device = torch.device(cfg.device)
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda given but no CUDA device is available")
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        _set_threads(cfg, ctx)
+        shard = open_shard(cfg.partition, ctx.rank, verify=True)
+        self.global_train = int(manifest["dataset"]["num_train"])
+        if self.global_train == 0:
+            raise UserError(f"partition {cfg.partition} has no training nodes")
+        self._load_shard(shard, int(manifest["dataset"]["num_classes"]))
+        self.counters = ByteCounters()
+        self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend)
+        self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
+        self.model = self.model.to(device=self.device, dtype=self.dtype)
+        self._broadcast_parameters()
+        self.optimizer = _build_optimizer(cfg, self.model)
+        self.start_epoch = 0
+        if cfg.resume:
+            self._resume()
+
+    def _load_shard(self, shard, num_classes: int) -> None:
+        dev, dt = self.device, self.dtype
+        tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+        self.num_classes = num_classes
+        self.feat = tensor(shard.feat).to(device=dev, dtype=dt)
+        self.label = tensor(shard.label).to(dev)
+        self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev) for k in ("train", "val", "test")}
+        self.global_ids = tensor(shard.owned).to(dev)
+        self.orig_ids = np.asarray(shard.orig_ids)
+        n_src = shard.owned.shape[0] + shard.halo.shape[0]
+        self.block = Block(tensor(shard.indptr), tensor(shard.indices), n_src,
+                           in_deg=tensor(shard.in_deg), out_deg=tensor(shard.out_deg))
+        self.block = self.block.to(device=dev, dtype=dt)
+        self.train_idx = torch.nonzero(self.masks["train"]).flatten()
+
+    def _plan(self, shard) -> ExchangePlan:
+        links = [self.ctx.link_of(peer) for peer in range(self.ctx.size)]
+        return ExchangePlan.from_arrays(self.ctx.rank, int(shard.owned.shape[0]),
+                                        np.asarray(shard.halo_offsets),
+                                        np.asarray(shard.send_index),
+                                        np.asarray(shard.send_offsets), links)
+
+    def _broadcast_parameters(self) -> None:
+        if self.ctx.size == 1:
+            return
+        flat = torch.cat([p.detach().reshape(-1).cpu() for p in self.model.parameters()])
+        buf = flat.numpy().copy()
+        self.ctx.comm.Bcast(buf, root=0)
+        offset = 0
+        with torch.no_grad():
+            for p in self.model.parameters():
+                n = p.numel()
+                p.copy_(torch.from_numpy(buf[offset:offset + n]).view_as(p))
+                offset += n
+
+    def _exchange(self, h: Tensor, layer: int) -> Tensor:
+        return self.exchange(h)
+
+    def train_epoch(self, epoch: int) -> dict:
+        """Run one full-graph training step; return loss, train accuracy, times and bytes."""
+        self.model.train()
+        self.counters.reset()
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(self.block, self.feat, self.global_ids, epoch, self._exchange)
+        out = logits[self.train_idx]
+        target = self.label[self.train_idx]
+        loss_sum = F.cross_entropy(out, target, reduction="sum")
+        (loss_sum / self.global_train).backward()
+        allreduce_gradients(self.model.parameters(), self.ctx, self.counters,
+                            backend=self.cfg.backend)
+        self.optimizer.step()
+        epoch_s = time.perf_counter() - start
+        correct = (out.argmax(1) == target).sum().item()
+        loss_total, correct_total = allreduce_scalars(
+            np.array([loss_sum.item(), correct], dtype=np.float64), self.ctx)
+        if not np.isfinite(loss_total):
+            raise RuntimeFailure(f"loss is {loss_total} at epoch {epoch}: lower --lr or check "
+                                 "the features")
+        times = self._max_over_ranks([epoch_s, self.counters.comm_s, self.counters.comm_wait_s])
+        return {"loss": loss_total / self.global_train,
+                "train_acc": correct_total / self.global_train,
+                "epoch_s": times[0], "comm_s": times[1], "comm_wait_s": times[2],
+                "compute_s": max(0.0, times[0] - times[1]),
+                "bytes": self.counters.reduce_sum(self.ctx)}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Fresh full-precision synchronous forward; return global train/val/test accuracy."""
+        self.model.eval()
+        logits = self.model(self.block, self.feat, self.global_ids, 0, self._exchange)
+        pred = logits.argmax(1)
+        counts = []
+        for key in ("train", "val", "test"):
+            mask = self.masks[key]
+            counts += [float((pred[mask] == self.label[mask]).sum()), float(mask.sum())]
+        totals = allreduce_scalars(np.array(counts, dtype=np.float64), self.ctx)
+        self.last_pred = pred
+        return {f"{k}_acc": (totals[2 * i] / totals[2 * i + 1] if totals[2 * i + 1] else None)
+                for i, k in enumerate(("train", "val", "test"))}
+
+    def run(self) -> TrainResult:
+        """Train for ``cfg.epochs`` epochs (from the resumed epoch); return the result."""
+        cfg, is_root = self.cfg, self.ctx.rank == 0
+        writer = MetricsWriter(cfg.metrics, cfg.to_dict(), append=cfg.resume) if (is_root and cfg.metrics) else None
+        bar = _progress(cfg, is_root, self.start_epoch)
+        history, evaluation, start = [], {}, time.perf_counter()
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                stats = self.train_epoch(epoch)
+                last = epoch == cfg.epochs - 1
+                evaluation = (self.evaluate() if (epoch + 1) % cfg.eval_every == 0 or last
+                              else {})
+                record = epoch_record(epoch, stats, evaluation)
+                history.append(record)
+                if writer:
+                    writer.write(record)
+                if cfg.checkpoint_dir and (last or (cfg.checkpoint_every and
+                                                    (epoch + 1) % cfg.checkpoint_every == 0)):
+                    self._save(epoch)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{record['loss']:.4f}",
+                                    val=_fmt(record["val_acc"]), s_ep=f"{record['epoch_s']:.3f}")
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer:
+                writer.close()
+        if not evaluation:
+            evaluation = self.evaluate()
+        if cfg.save_predictions:
+            self._save_predictions(cfg.save_predictions)
+        result = TrainResult(test_acc=evaluation["test_acc"] or 0.0,
+                             val_acc=evaluation["val_acc"] or 0.0,
+                             train_acc=evaluation["train_acc"] or 0.0,
+                             epochs=cfg.epochs - self.start_epoch,
+                             time_s=time.perf_counter() - start, history=history,
+                             model=self.model)
+        if is_root:
+            print(final_line(result), flush=True)
+        return result
+
+    def _max_over_ranks(self, values: list) -> np.ndarray:
+        arr = np.array(values, dtype=np.float64)
+        if self.ctx.size > 1:
+            from mpi4py import MPI
+
+            self.ctx.comm.Allreduce(MPI.IN_PLACE, arr, op=MPI.MAX)
+        return arr
+
+    def _save(self, epoch: int) -> None:
+        if self.ctx.rank == 0:
+            state = {"epoch": epoch, "model": self.model.state_dict(),
+                     "optimizer": self.optimizer.state_dict(),
+                     "torch_rng": torch.get_rng_state(), "config": self.cfg.to_dict()}
+            checkpoint.save_checkpoint(self.cfg.checkpoint_dir, epoch, state)
+        if self.ctx.size > 1:
+            self.ctx.comm.Barrier()
+
+    def _resume(self) -> None:
+        found = None
+        if self.ctx.rank == 0:
+            found = checkpoint.newest_checkpoint_bytes(self.cfg.checkpoint_dir)
+        data = _broadcast_bytes(self.ctx, found[1] if found else b"")
+        if not data:
+            if self.ctx.rank == 0:
+                print(f"gnnsys: no checkpoint in {self.cfg.checkpoint_dir}; starting fresh",
+                      flush=True)
+            return
+        state = checkpoint.load_bytes(data, self.cfg.checkpoint_dir)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UserError(f"checkpoint in {self.cfg.checkpoint_dir} does not match this model:"
+                            f" {str(exc).splitlines()[0]}") from None
+        torch.set_rng_state(state["torch_rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        if self.ctx.rank == 0:
+            print(f"gnnsys: resumed from {found[0].name} (epoch {self.start_epoch})", flush=True)
+
+    def _save_predictions(self, path: str) -> None:
+        local = np.stack([self.orig_ids, self.last_pred.cpu().numpy()]).astype(np.int64)
+        if self.ctx.size > 1:
+            gathered = self.ctx.comm.gather(local, root=0)
+            if self.ctx.rank != 0:
+                return
+            local = np.concatenate(gathered, axis=1)
+        pred = np.full(int(local[0].max()) + 1 if local.size else 0, -1, dtype=np.int64)
+        pred[local[0]] = local[1]
+        tmp = f"{path}.tmp-{os.getpid()}.npy"
+        np.save(tmp, pred)
+        os.replace(tmp, path)
+
+
+def _broadcast_bytes(ctx: DistContext, data: bytes) -> bytes:
+    if ctx.size == 1:
+        return data
+    size = np.array([len(data)], dtype=np.int64)
+    ctx.comm.Bcast(size, root=0)
+    buf = np.frombuffer(data, dtype=np.uint8).copy() if ctx.rank == 0 else \
+        np.empty(int(size[0]), dtype=np.uint8)
+    ctx.comm.Bcast(buf, root=0)
+    return buf.tobytes()
+
+
+def _build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _set_threads(cfg: TrainConfig, ctx: DistContext) -> None:
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, ctx.local_size))
+    torch.set_num_threads(threads)
+
+
+def _progress(cfg: TrainConfig, is_root: bool, start: int):
+    if not (is_root and cfg.progress):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.epochs, initial=start, desc="train", unit="ep", dynamic_ncols=True)
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4f}"
