@@ -83,7 +83,7 @@ class Trainer:
 
     def _load_shard(self, shard, num_classes: int) -> None:
         dev, dt = self.device, self.dtype
-        tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+        tensor = lambda a: torch.from_numpy(np.array(a))  # noqa: E731 - copies the memmap
         self.num_classes = num_classes
         self.feat = tensor(shard.feat).to(device=dev, dtype=dt)
         self.label = tensor(shard.label).to(dev)
