@@ -20,7 +20,7 @@ import torch
 
 from gnnsys.errors import RuntimeFailure, UserError
 
-BACKENDS = ("mpi", "gloo", "nccl")
+BACKENDS = ("mpi", "torch", "gloo", "nccl")
 
 # Environment variables set by common MPI launchers in every rank they start.
 _LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
@@ -41,7 +41,7 @@ class DistContext:
         server_of_rank: server index of every world rank, length ``size``.
         leader_comm: one rank per server (local rank 0) for inter-server collectives;
             ``MPI.COMM_NULL`` on the other ranks (``None`` without MPI).
-        backend: ``"mpi"``, ``"gloo"`` or ``"nccl"``.
+        backend: ``"mpi"``, ``"gloo"`` or ``"nccl"`` (``"torch"`` is resolved to one of the two).
         device: the torch device this rank computes on.
         intra_group, leader_group: torch.distributed groups matching ``local_comm`` and
             ``leader_comm`` (``None`` with the mpi backend, and ``leader_group`` is ``None``
@@ -95,7 +95,8 @@ class DistContext:
         """Raise :class:`UserError` unless the server of every rank matches ``part_server``.
 
         ``part_server[k]`` is the server a (two-level) partition assigned to part k, which
-        rank k runs; start the ranks with ``--map-by ppr:G:node`` so that they match.
+        rank k runs; start the ranks with ``--map-by ppr:G:node`` so that they match. Server
+        labels are compared up to renaming (both numbered in order of first appearance).
         """
         part_server = np.asarray(part_server)
         if part_server.shape != (self.size,):
@@ -131,8 +132,9 @@ def init_distributed(
     """Initialise MPI (and torch.distributed for ``backend`` gloo/nccl) and return the context.
 
     Args:
-        backend: ``"mpi"`` (mpi4py only), ``"gloo"`` (torch.distributed on CPU) or ``"nccl"``
-            (torch.distributed on CUDA; needs ``device="cuda"``).
+        backend: ``"mpi"`` (mpi4py only), ``"gloo"`` (torch.distributed on CPU), ``"nccl"``
+            (torch.distributed on CUDA; needs ``device="cuda"``) or ``"torch"`` (gloo on CPU,
+            NCCL on CUDA). MPI is initialised in every case (it starts torch.distributed).
         device: ``"cpu"`` or ``"cuda"``; with CUDA each rank takes GPU ``local_rank % count``.
         ranks_per_server: group consecutive world ranks into servers of this many ranks instead
             of by host (emulates several servers on one host; ``None`` = real hosts).
@@ -146,6 +148,8 @@ def init_distributed(
         raise UserError(f"unknown device {device!r} (choose cpu or cuda)")
     if backend == "nccl" and device != "cuda":
         raise UserError("backend nccl needs --device cuda (use gloo or mpi on CPU)")
+    if backend == "torch":
+        backend = "nccl" if device == "cuda" else "gloo"
     ctx = _mpi_context(ranks_per_server)
     ctx.backend = backend
     ctx.device = _pick_device(device, ctx.local_rank)
@@ -159,7 +163,7 @@ def _mpi_context(ranks_per_server: Optional[int]) -> DistContext:
     try:
         from mpi4py import MPI
     except Exception as exc:  # no MPI library, or MPI_Init failed
-        launched = [v for v in _LAUNCHER_SIZE_VARS if int(os.environ.get(v, "1") or 1) > 1]
+        launched = [v for v in _LAUNCHER_SIZE_VARS if os.environ.get(v, "1") not in ("", "1")]
         if launched:
             raise RuntimeFailure(f"started by mpirun ({launched[0]}) but MPI failed: {exc}")
         return DistContext(0, 1, socket.gethostname(), None, None, 0, 1, 0, 1, [0], None)
@@ -210,8 +214,9 @@ def _init_torch_groups(ctx: DistContext) -> None:
     import torch.distributed as dist
 
     addr = port = None
+    hosts = ctx.comm.allgather(ctx.host) if ctx.comm is not None else [ctx.host]
     if ctx.rank == 0:
-        addr = _master_addr(all_local=ctx.num_servers == 1 and ctx.local_size == ctx.size)
+        addr = _master_addr(all_local=len(set(hosts)) == 1)
         port = _free_port(addr)
     if ctx.comm is not None:
         addr, port = ctx.comm.bcast((addr, port), root=0)
