@@ -1,0 +1,104 @@
+"""CSR kernels the partitioner needs for METIS: transpose, symmetrise, induced subgraph.
+
+All take and return ``int64`` CSR arrays with sorted rows (the canonical form of
+:class:`gnnsys.graph.Graph`) and run as numba kernels in two passes (count, then fill), so
+no intermediate edge list is built.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _transpose(indptr, indices):
+    n = indptr.shape[0] - 1
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    for e in range(indices.shape[0]):
+        out_ptr[indices[e] + 1] += 1
+    for v in range(n):
+        out_ptr[v + 1] += out_ptr[v]
+    fill = out_ptr[:-1].copy()
+    out_idx = np.empty(indices.shape[0], dtype=np.int64)
+    for v in range(n):
+        for e in range(indptr[v], indptr[v + 1]):
+            u = indices[e]
+            out_idx[fill[u]] = v
+            fill[u] += 1
+    return out_ptr, out_idx
+
+
+@njit(cache=True)
+def _merge_rows(a_ptr, a_idx, b_ptr, b_idx, out_idx, count_only):
+    """Union of the sorted rows of A and B; counts per row, or fills ``out_idx``."""
+    n = a_ptr.shape[0] - 1
+    counts = np.zeros(n + 1, dtype=np.int64)
+    pos = 0
+    for v in range(n):
+        i, i_end = a_ptr[v], a_ptr[v + 1]
+        j, j_end = b_ptr[v], b_ptr[v + 1]
+        start = pos
+        while i < i_end or j < j_end:
+            if j == j_end or (i < i_end and a_idx[i] < b_idx[j]):
+                u = a_idx[i]
+                i += 1
+            elif i == i_end or b_idx[j] < a_idx[i]:
+                u = b_idx[j]
+                j += 1
+            else:
+                u = a_idx[i]
+                i += 1
+                j += 1
+            if not count_only:
+                out_idx[pos] = u
+            pos += 1
+        counts[v + 1] = pos - start
+    return counts
+
+
+def symmetric_adjacency(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the CSR of ``A + A^T`` (duplicates merged) for the sorted, loop-free CSR ``A``.
+
+    Returns the inputs themselves (no copy) when ``A`` is already symmetric. Peak extra
+    memory: one transposed copy of ``A`` plus the result.
+    """
+    t_ptr, t_idx = _transpose(indptr, indices)
+    if np.array_equal(t_ptr, indptr) and np.array_equal(t_idx, indices):
+        return indptr, indices
+    counts = _merge_rows(indptr, indices, t_ptr, t_idx, np.empty(0, np.int64), True)
+    out_ptr = np.cumsum(counts)
+    out_idx = np.empty(int(out_ptr[-1]), dtype=np.int64)
+    _merge_rows(indptr, indices, t_ptr, t_idx, out_idx, False)
+    return out_ptr, out_idx
+
+
+@njit(cache=True)
+def _induced(indptr, indices, nodes, local, out_idx, count_only):
+    counts = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
+    pos = 0
+    for i in range(nodes.shape[0]):
+        v = nodes[i]
+        start = pos
+        for e in range(indptr[v], indptr[v + 1]):
+            u = local[indices[e]]
+            if u >= 0:
+                if not count_only:
+                    out_idx[pos] = u
+                pos += 1
+        counts[i + 1] = pos - start
+    return counts
+
+
+def induced_subgraph(indptr: np.ndarray, indices: np.ndarray,
+                     nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the CSR of the subgraph induced by ``nodes`` (sorted global IDs), relabelled.
+
+    Node ``nodes[i]`` becomes ``i``; edges leaving the set are dropped. Rows stay sorted.
+    """
+    local = np.full(indptr.shape[0] - 1, -1, dtype=np.int64)
+    local[nodes] = np.arange(nodes.shape[0], dtype=np.int64)
+    counts = _induced(indptr, indices, nodes, local, np.empty(0, np.int64), True)
+    out_ptr = np.cumsum(counts)
+    out_idx = np.empty(int(out_ptr[-1]), dtype=np.int64)
+    _induced(indptr, indices, nodes, local, out_idx, False)
+    return out_ptr, out_idx
