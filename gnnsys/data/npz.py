@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
+import uuid
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional, Union
 
@@ -50,22 +51,21 @@ def load_npz(path: PathLike, mmap: bool = True, undirected: bool = False) -> Gra
         raise UserError(f"graph file not found: {path}")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    if not hasattr(archive, "files"):
+        raise UserError(f"{path}: a single .npy array, not an .npz graph file")
     with archive:
         keys = set(archive.files)
         for key in _REQUIRED:
             if key not in keys:
                 raise GraphError(f"{path}: missing array '{key}' (has: {', '.join(sorted(keys))})")
-        has_csr = "indptr" in keys and "indices" in keys
-        if has_csr == ("edge_index" in keys):
+        if ("indptr" in keys and "indices" in keys) == ("edge_index" in keys):
             raise GraphError(f"{path}: needs either 'edge_index' or 'indptr' + 'indices'")
         arrays = {key: _read(archive, key, path) for key in
                   ("indptr", "indices", "edge_index", "label", *_OPTIONAL) if key in keys}
-    arrays["feat"] = _memmap_member(path, "feat") if mmap else None
-    if arrays["feat"] is None:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays["feat"] = _read(archive, "feat", path)
+        feat = _memmap_member(path, "feat") if mmap else None
+        arrays["feat"] = _read(archive, "feat", path) if feat is None else feat
     try:
         return Graph.from_arrays(**arrays, undirected=undirected, name=path.stem)
     except GraphError as exc:
@@ -90,12 +90,11 @@ def save_npz(graph: Graph, path: PathLike, compress: bool = False,
               "val_mask": graph.val_mask, "test_mask": graph.test_mask,
               "orig_ids": graph.orig_ids}
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tqdm(total=sum(int(a.nbytes) for a in arrays.values()), unit="B", unit_scale=True,
                   desc=f"writing {path.name}", disable=not progress) as bar, \
-                open(tmp, "wb") as raw, \
+                open(tmp, "xb") as raw, \
                 zipfile.ZipFile(raw, "w", compression=method, allowZip64=True) as zf:
             for key, arr in arrays.items():
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
@@ -106,16 +105,19 @@ def save_npz(graph: Graph, path: PathLike, compress: bool = False,
                     _write_npy(member, arr, bar)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
         raise
 
 
 def _read(archive, key: str, path: Path) -> np.ndarray:
-    """Read member ``key`` of an open npz, turning numpy's errors into one-line GraphErrors."""
+    """Read member ``key`` of an open npz, turning numpy's and zip's errors into one line."""
     try:
         return archive[key]
     except ValueError as exc:  # object arrays (pickles) are refused by allow_pickle=False
         raise GraphError(f"{path}: array '{key}' cannot be read without pickle ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise UserError(f"{path}: array '{key}' is corrupt ({exc})") from None
 
 
 def _memmap_member(path: Path, key: str) -> Optional[np.ndarray]:
@@ -132,21 +134,24 @@ def _memmap_member(path: Path, key: str) -> Optional[np.ndarray]:
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         data_start = info.header_offset + 30 + name_len + extra_len
         f.seek(data_start)
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            return None  # newer header versions: let np.load read it
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read_header(f)
-        offset = f.tell()
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                return None  # newer header versions: let np.load read it
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+        except ValueError as exc:
+            raise GraphError(f"{path}: array '{key}' has a bad .npy header ({exc})") from None
+        header_len = f.tell() - data_start
     if dtype.hasobject:
         raise GraphError(f"{path}: array '{key}' holds Python objects")
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != info.file_size - (offset - data_start):
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != info.file_size - header_len:
         raise GraphError(f"{path}: array '{key}' is truncated or corrupt")
     if 0 in shape:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape,
-                     order="F" if fortran else "C", offset=offset)
+                     order="F" if fortran else "C", offset=data_start + header_len)
 
 
 def _alignment_padding(name_end: int) -> bytes:
