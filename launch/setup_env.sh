@@ -24,3 +24,6 @@ if [ "$(id -u)" = 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# Ranks that wait for a message yield the core instead of spinning (matters when ranks
+# outnumber cores, as on a laptop or this 2-core CI machine).
+export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"

@@ -22,6 +22,9 @@ from gnnsys.nn.spmm import csr_matrix, csr_transpose, spmm
 
 ArrayLike = Union[np.ndarray, Tensor]
 
+# Value sets (ones, mean, GCN weights, ...) whose sparse matrices a block keeps.
+_MAX_CACHED_MATRICES = 4
+
 
 def _as_long(x: ArrayLike) -> Tensor:
     return torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, dtype=torch.int64)
@@ -114,22 +117,38 @@ class Block:
         return Block(move(self.indptr), move(self.indices), self.num_src,
                      move(self.in_deg), move(self.out_deg))
 
-    def _transpose(self) -> tuple[Tensor, Tensor, Tensor]:
-        if "transpose" not in self._cache:
-            self._cache["transpose"] = csr_transpose(self.indptr, self.indices, self.num_src)
-        return self._cache["transpose"]
+    def _csr_structure(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``(indptr, indices, t_indptr, t_indices, perm)`` of ``A`` and ``A^T``, built once.
+
+        The index arrays are int32 when they fit (MKL / cuSPARSE then use them without the
+        per-call int64 -> int32 copy); ``perm`` maps transposed entries to CSR positions.
+        """
+        if "csr" not in self._cache:
+            t_indptr, t_indices, perm = csr_transpose(self.indptr, self.indices, self.num_src)
+            arrays = [self.indptr, self.indices, t_indptr, t_indices]
+            if max(self.num_edges, self.num_src) < 2**31 - 1:
+                arrays = [a.to(torch.int32) for a in arrays]
+            self._cache["csr"] = (*arrays, perm)
+        return self._cache["csr"]
 
     def _matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(A, A^T)`` sparse CSR holding ``values``; the last pair is reused."""
-        key = (id(values), values._version, values.dtype, values.device)
-        hit = self._cache.get("matrices")
-        if hit is not None and hit[0] is values and hit[1] == key:
+        """Return ``(A, A^T)`` sparse CSR holding ``values``.
+
+        Cached for the last few value tensors that do not require grad (the constant weights
+        of a layer), keyed by identity and version; learned values (attention) are rebuilt.
+        """
+        indptr, indices, t_indptr, t_indices, perm = self._csr_structure()
+        cache = self._cache.setdefault("matrices", {})
+        hit = cache.get(id(values))
+        if hit is not None and hit[0] is values and hit[1] == values._version:
             return hit[2], hit[3]
-        t_indptr, t_indices, perm = self._transpose()
-        adj = csr_matrix(self.indptr, self.indices, values, (self.num_dst, self.num_src))
+        adj = csr_matrix(indptr, indices, values, (self.num_dst, self.num_src))
         adj_t = csr_matrix(t_indptr, t_indices, values.detach()[perm],
                            (self.num_src, self.num_dst))
-        self._cache["matrices"] = (values, key, adj, adj_t)
+        if not values.requires_grad:
+            if len(cache) >= _MAX_CACHED_MATRICES:
+                cache.pop(next(iter(cache)))
+            cache[id(values)] = (values, values._version, adj, adj_t)
         return adj, adj_t
 
     def _constant_values(self, name: str, dtype: torch.dtype) -> Tensor:
@@ -158,8 +177,8 @@ class Block:
         """
         if edge_weight is None:
             edge_weight = self._constant_values("ones", h_src.dtype)
-        elif edge_weight.dtype != h_src.dtype:
-            edge_weight = edge_weight.to(h_src.dtype)
+        else:
+            edge_weight = edge_weight.to(h_src.dtype).contiguous()
         adj, adj_t = self._matrices(edge_weight)
         return spmm(h_src, edge_weight, adj, adj_t, self.edge_src, self.edge_dst)
 
@@ -186,23 +205,24 @@ class Block:
             return out.scatter_reduce(0, index, h_src[self.edge_src], "amax", include_self=False)
         raise ValueError(f"unknown reduce {reduce!r}: use 'sum', 'mean' or 'max'")
 
-    def gcn_norm_weights(self) -> Tensor:
+    def gcn_norm_weights(self, dtype: Optional[torch.dtype] = None) -> Tensor:
         """``[E]``: GCN edge weights ``1 / sqrt((deg_i + 1)(deg_j + 1))`` for edge ``j -> i``.
 
         ``deg`` is the GLOBAL in-degree (PyG's ``gcn_norm`` convention with self-loops: both
         endpoints use in-degree + 1). The self-loop weights are :meth:`gcn_self_weights`.
-        Returned in the degree dtype if floating, else the default dtype; cached.
+        ``dtype`` defaults to the default float dtype; cached per dtype.
         """
-        if "gcn" not in self._cache:
-            dtype = self.in_deg.dtype if self.in_deg.is_floating_point() else torch.get_default_dtype()
+        dtype = dtype or torch.get_default_dtype()
+        key = ("gcn", dtype)
+        if key not in self._cache:
             inv_sqrt = (self.in_deg.to(dtype) + 1.0).rsqrt()
-            self._cache["gcn"] = inv_sqrt[self.edge_dst] * inv_sqrt[self.edge_src]
-        return self._cache["gcn"]
+            self._cache[key] = inv_sqrt[self.edge_dst] * inv_sqrt[self.edge_src]
+        return self._cache[key]
 
-    def gcn_self_weights(self) -> Tensor:
+    def gcn_self_weights(self, dtype: Optional[torch.dtype] = None) -> Tensor:
         """``[num_dst]``: GCN self-loop weights ``1 / (deg_i + 1)`` (global in-degree)."""
-        w = self.gcn_norm_weights()
-        return 1.0 / (self.in_deg[: self.num_dst].to(w.dtype) + 1.0)
+        dtype = dtype or torch.get_default_dtype()
+        return 1.0 / (self.in_deg[: self.num_dst].to(dtype) + 1.0)
 
     def edge_softmax(self, scores: Tensor) -> Tensor:
         """Softmax of edge scores over the in-edges of every destination.

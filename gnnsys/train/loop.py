@@ -284,7 +284,8 @@ def _progress(cfg: TrainConfig, is_root: bool, start: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=cfg.epochs, initial=start, desc="train", unit="ep", dynamic_ncols=True)
+    return tqdm(total=cfg.epochs, initial=start, desc="train", unit="ep", dynamic_ncols=True,
+                mininterval=0.5)
 
 
 def _fmt(value: Optional[float]) -> str:

@@ -1,0 +1,1 @@
+"""Adapters that run other libraries' unmodified graph convolutions as gnnsys layers."""

@@ -1,0 +1,55 @@
+"""Graph convolution (Kipf & Welling) on a block."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gnnsys.nn.block import Block
+from gnnsys.nn.functional import transform_aggregate
+
+
+class GCNConv(nn.Module):
+    r"""The graph convolution of `"Semi-supervised Classification with Graph Convolutional
+    Networks" <https://arxiv.org/abs/1609.02907>`_ (Kipf & Welling, ICLR 2017), with self-loops:
+
+    .. math::
+        \mathbf{x}'_i = \sum_{j \in \mathcal{N}(i) \cup \{ i \}}
+        \frac{1}{\sqrt{(d_i + 1)(d_j + 1)}} \mathbf{W} \mathbf{x}_j + \mathbf{b}
+
+    where :math:`d_i` is the GLOBAL in-degree of node :math:`i` (PyG's ``gcn_norm``: both
+    endpoints use in-degree + 1), so a shard computes exactly what the whole graph would.
+    The weight is applied before aggregating when ``out_dim < in_dim``.
+
+    Args:
+        in_dim (int): input feature width.
+        out_dim (int): output feature width.
+        bias (bool, optional): learn an additive bias. (default: :obj:`True`)
+
+    Shapes:
+        - **input:** block with ``num_src`` / ``num_dst`` rows, ``h`` :math:`(|\mathcal{V}_s|,
+          F_{in})`
+        - **output:** :math:`(|\mathcal{V}_d|, F_{out})`
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.lin = nn.Linear(in_dim, out_dim, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_dim)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot weight (as PyG), zero bias."""
+        nn.init.xavier_uniform_(self.lin.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, block: Block, h: Tensor) -> Tensor:
+        """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``."""
+        edge_w = block.gcn_norm_weights(h.dtype)
+        self_w = block.gcn_self_weights(h.dtype).unsqueeze(-1)
+
+        def propagate(x: Tensor) -> Tensor:
+            return block.spmm(x, edge_w) + self_w * x[: block.num_dst]
+
+        return transform_aggregate(h, self.lin.weight, propagate, self.bias)
