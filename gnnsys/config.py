@@ -42,6 +42,19 @@ class TrainConfig:
     device: str = _opt("cpu", "compute device", ("cpu", "cuda"))
     backend: str = _opt("mpi", "exchange backend: mpi (mpi4py, CPU default, full duplex) or "
                         "torch (torch.distributed: gloo on CPU, NCCL on CUDA)", ("mpi", "torch"))
+    bits: int = _opt(32, "bits per element of halo rows and halo gradients on every link: 1, 2, "
+                     "4, 8 (stochastic row-wise quantization), 16 (fp16) or 32 (exact)",
+                     (1, 2, 4, 8, 16, 32))
+    intra_bits: Optional[int] = _opt(None, "bits on links inside a server (default: --bits)",
+                                     (1, 2, 4, 8, 16, 32))
+    inter_bits: Optional[int] = _opt(None, "bits on links between servers (default: --bits)",
+                                     (1, 2, 4, 8, 16, 32))
+    staleness: int = _opt(0, "bound s on the age (epochs) of halo rows and gradients a layer "
+                          "may use; 0 = synchronous, s >= 1 = asynchronous exchange")
+    sync_every: int = _opt(0, "with --staleness: a fresh, exact, synchronous epoch every N "
+                           "epochs (0 = only the first)")
+    pipeline: bool = _opt(False, "run the halo exchange on a communication thread, overlapped "
+                          "with computation (implies --staleness 1 when it is 0)")
     eval_every: int = _opt(1, "evaluate val/test accuracy every N epochs (and at the last)")
     metrics: Optional[str] = _opt(None, "write one JSON line per epoch to this file (rank 0)")
     save_predictions: Optional[str] = _opt(None, "write predicted classes to this .npy, "
@@ -68,6 +81,12 @@ class TrainConfig:
             raise UserError("--checkpoint-every and --threads must be >= 0")
         if (self.resume or self.checkpoint_every) and not self.checkpoint_dir:
             raise UserError("--resume and --checkpoint-every need --checkpoint-dir")
+        if self.staleness < 0 or self.sync_every < 0:
+            raise UserError("--staleness and --sync-every must be >= 0")
+        if self.pipeline and self.staleness == 0:
+            self.staleness = 1
+        if self.pipeline and self.backend != "mpi":
+            raise UserError("--pipeline needs --backend mpi")
         if self.model == "gat" and self.layer is None and self.hidden % self.heads:
             raise UserError(f"--hidden {self.hidden} is not divisible by --heads {self.heads}")
         return self
@@ -98,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, action=action, default=argparse.SUPPRESS,
                                 help=help_text)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
+        kind = {"int": int, "float": float, "Optional[int]": int}.get(str(f.type), str)
         parser.add_argument(flag, dest=f.name, type=kind, choices=meta.get("choices"),
                             default=argparse.SUPPRESS, help=help_text)
 
@@ -149,7 +168,7 @@ def _coerce(f: dataclasses.Field, value: Any, path: str) -> Any:
             if not isinstance(value, bool):
                 raise ValueError
             return value
-        if kind == "int":
+        if kind in ("int", "Optional[int]"):
             if isinstance(value, bool) or int(value) != value:
                 raise ValueError
             value = int(value)
@@ -161,5 +180,5 @@ def _coerce(f: dataclasses.Field, value: Any, path: str) -> Any:
         raise UserError(f"config {path}: option '{f.name}' has a bad value {value!r}") from None
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise UserError(f"config {path}: option '{f.name}' must be one of {', '.join(choices)}")
+        raise UserError(f"config {path}: option '{f.name}' must be one of {', '.join(map(str, choices))}")
     return value

@@ -26,12 +26,14 @@ class ByteCounters:
         comm_s: total seconds inside communication calls (starting and finishing them).
         comm_wait_s: seconds blocked waiting for data to arrive; equal to ``comm_s`` for
             synchronous calls, smaller when communication overlaps computation.
+        codec_s: seconds spent quantizing, packing and unpacking rows (the codec's own time).
     """
 
     def __init__(self) -> None:
         self._bytes = np.zeros((len(LINKS), len(KINDS)), dtype=np.int64)
         self.comm_s = 0.0
         self.comm_wait_s = 0.0
+        self.codec_s = 0.0
 
     def add(self, link: str, kind: str, nbytes: int) -> None:
         """Count ``nbytes`` (>= 0) sent over ``link`` (intra/inter) as ``kind``."""
@@ -47,14 +49,15 @@ class ByteCounters:
         return _to_dict(self._bytes)
 
     def timers(self) -> Dict[str, float]:
-        """Return ``{"comm_s": seconds, "comm_wait_s": seconds}`` of this rank."""
-        return {"comm_s": self.comm_s, "comm_wait_s": self.comm_wait_s}
+        """Return ``{"comm_s": s, "comm_wait_s": s, "codec_s": s}`` of this rank."""
+        return {"comm_s": self.comm_s, "comm_wait_s": self.comm_wait_s, "codec_s": self.codec_s}
 
     def reset(self) -> None:
         """Set every byte count and timer back to zero."""
         self._bytes[:] = 0
         self.comm_s = 0.0
         self.comm_wait_s = 0.0
+        self.codec_s = 0.0
 
     def reduce_sum(self, ctx: "DistContext") -> Dict[str, Dict[str, int]]:
         """Return the byte counts summed over all ranks, shaped like :meth:`as_dict`.
@@ -62,6 +65,15 @@ class ByteCounters:
         Collective: every rank must call it.
         """
         return _to_dict(ctx.allreduce_sum(self._bytes))
+
+    @contextmanager
+    def codec_timed(self) -> Iterator[None]:
+        """Time the enclosed encoding or decoding into ``codec_s``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.codec_s += time.perf_counter() - start
 
     @contextmanager
     def timed(self, blocking: bool = True) -> Iterator[None]:

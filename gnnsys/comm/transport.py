@@ -94,11 +94,12 @@ class TorchAllToAll:
         )
 
 
-def make_transport(name: str, ctx: "DistContext"):
+def make_transport(name: str, ctx: "DistContext", comm=None):
     """Return the transport ``name`` (one of :data:`TRANSPORTS`) for the ranks of ``ctx``.
 
-    Its ``device`` attribute says where the send and receive tensors must live. Returns
-    ``None`` in a 1-rank world (nothing to move) after checking the name.
+    ``comm`` (MPI transports only) replaces ``ctx.comm``, e.g. a duplicate communicator for a
+    communication thread. Its ``device`` attribute says where the send and receive tensors
+    must live. Returns ``None`` in a 1-rank world (nothing to move) after checking the name.
     """
     if name not in TRANSPORTS:
         raise UserError(f"unknown exchange backend {name!r} (choose from {TRANSPORTS})")
@@ -110,4 +111,5 @@ def make_transport(name: str, ctx: "DistContext"):
         return TorchAllToAll(ctx.device if ctx.backend == "nccl" else torch.device("cpu"))
     if ctx.comm is None:
         raise UserError(f"exchange backend {name} needs mpi4py, which could not start")
-    return MpiAlltoallv(ctx.comm) if name == "mpi" else MpiPointToPoint(ctx.comm)
+    comm = comm if comm is not None else ctx.comm
+    return MpiAlltoallv(comm) if name == "mpi" else MpiPointToPoint(comm)

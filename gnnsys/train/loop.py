@@ -19,9 +19,12 @@ from torch import Tensor
 
 from gnnsys.comm.allreduce import allreduce_gradients, allreduce_scalars
 from gnnsys.comm.bootstrap import DistContext
+from gnnsys.comm.codec import Codec
 from gnnsys.comm.counters import ByteCounters
 from gnnsys.comm.exchange import HaloExchange
+from gnnsys.comm.pipeline import CommWorker
 from gnnsys.comm.plan import ExchangePlan
+from gnnsys.comm.staleness import StaleHaloExchange
 from gnnsys.config import TrainConfig
 from gnnsys.errors import RuntimeFailure, UserError
 from gnnsys.nn.block import Block
@@ -72,7 +75,13 @@ class Trainer:
             raise UserError(f"partition {cfg.partition} has no training nodes")
         self._load_shard(shard, int(manifest["dataset"]["num_classes"]))
         self.counters = ByteCounters()
-        self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend)
+        self.worker = CommWorker(ctx, cfg.backend) if cfg.pipeline and ctx.size > 1 else None
+        codecs = {"intra": Codec(cfg.intra_bits or cfg.bits),
+                  "inter": Codec(cfg.inter_bits or cfg.bits)}
+        self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend,
+                                     codecs=codecs, seed=cfg.seed, worker=self.worker)
+        self.stale = StaleHaloExchange(self.exchange, cfg.staleness) if cfg.staleness else None
+        self.epoch = 0
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
         self._broadcast_parameters()
@@ -117,13 +126,22 @@ class Trainer:
                 offset += n
 
     def _exchange(self, h: Tensor, layer: int) -> Tensor:
-        return self.exchange(h)
+        if self.stale is not None and self.model.training:
+            return self.stale(h, layer)
+        return self.exchange(h, layer, self.epoch, exact=not self.model.training)
+
+    def _is_sync_epoch(self, epoch: int) -> bool:
+        every = self.cfg.sync_every
+        return epoch == self.start_epoch or bool(every and epoch % every == 0)
 
     def train_epoch(self, epoch: int) -> dict:
         """Run one full-graph training step; return loss, train accuracy, times and bytes."""
         self.model.train()
         self.counters.reset()
+        self.epoch = epoch
         start = time.perf_counter()
+        if self.stale is not None:
+            self.stale.begin_epoch(epoch, sync=self._is_sync_epoch(epoch))
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(self.block, self.feat, self.global_ids, epoch, self._exchange)
         out = logits[self.train_idx]
@@ -140,12 +158,17 @@ class Trainer:
         if not np.isfinite(loss_total):
             raise RuntimeFailure(f"loss is {loss_total} at epoch {epoch}: lower --lr or check "
                                  "the features")
-        times = self._max_over_ranks([epoch_s, self.counters.comm_s, self.counters.comm_wait_s])
-        return {"loss": loss_total / self.global_train,
-                "train_acc": correct_total / self.global_train,
-                "epoch_s": times[0], "comm_s": times[1], "comm_wait_s": times[2],
-                "compute_s": max(0.0, times[0] - times[1]),
-                "bytes": self.counters.reduce_sum(self.ctx)}
+        c = self.counters
+        times = self._max_over_ranks([epoch_s, c.comm_wait_s, c.comm_s, c.codec_s,
+                                      epoch_s - c.comm_wait_s - c.codec_s])
+        stats = {"loss": loss_total / self.global_train,
+                 "train_acc": correct_total / self.global_train,
+                 "epoch_s": times[0], "compute_s": max(0.0, times[4]), "comm_s": times[2],
+                 "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx)}
+        if self.stale is not None:
+            stats["staleness"] = self.stale.epoch_max_age
+            stats["sync"] = self.stale.sync
+        return stats
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -190,6 +213,7 @@ class Trainer:
                 bar.close()
             if writer:
                 writer.close()
+        self.close_exchange()
         if not evaluation:
             evaluation = self.evaluate()
         if cfg.save_predictions:
@@ -203,6 +227,14 @@ class Trainer:
         if is_root:
             print(final_line(result), flush=True)
         return result
+
+    def close_exchange(self) -> None:
+        """Finish the swaps still in flight and stop the communication thread (collective)."""
+        if self.stale is not None:
+            self.stale.close()
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = self.exchange.worker = None
 
     def _max_over_ranks(self, values: list) -> np.ndarray:
         arr = np.array(values, dtype=np.float64)

@@ -32,9 +32,12 @@ def test_timed_counts_wait_only_when_blocking_and_reset_clears_all():
     with c.timed(blocking=False):
         time.sleep(0.01)
     assert c.comm_s >= 0.02 and 0.01 <= c.comm_wait_s < c.comm_s
+    with c.codec_timed():
+        time.sleep(0.01)
+    assert c.codec_s >= 0.01
     c.add("inter", "feature_grads", 3)
     c.reset()
-    assert c.timers() == {"comm_s": 0.0, "comm_wait_s": 0.0}
+    assert c.timers() == {"comm_s": 0.0, "comm_wait_s": 0.0, "codec_s": 0.0}
     assert all(v == 0 for link in c.as_dict().values() for v in link.values())
 
 
