@@ -5,8 +5,9 @@ process) into an uncompressed ``.npz`` in a scratch folder, then runs
 ``gnnsys partition --dataset X.npz --parts 8 --method metis`` as a subprocess, measuring its
 wall time and peak RSS (psutil polling of the child's process tree every 50 ms; the child's own
 ``ru_maxrss`` is reported too), its CPU time (user + system, less sensitive than wall time to
-other load on a shared machine) and parsing its time split. Prints a markdown table and writes
-JSON.
+other load on a shared machine), the machine's 1-minute load average when it started (wall
+times taken at a load above the core count are inflated) and parsing its time split. Prints a
+markdown table and writes JSON.
 
 Targets at 1M nodes / 20M directed edges / 8 parts on 2 cores, generation excluded:
 <= 33 s wall and <= 3.5 GiB peak RSS (DGL's partition_graph: 33 s / 5.2 GiB).
@@ -60,6 +61,7 @@ def run_partition(npz: str, parts: int, out: str) -> dict:
     """Run ``gnnsys partition`` on ``npz`` as a subprocess; return wall, peak RSS and split."""
     cmd = [sys.executable, "-m", "gnnsys.cli", "partition", "--dataset", npz, "--parts",
            str(parts), "--method", "metis", "--out", out, "--overwrite"]
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -81,7 +83,8 @@ def run_partition(npz: str, parts: int, out: str) -> dict:
     match = _SPLIT.search(stdout)
     split = dict(zip(("load_s", "assign_s", "relabel_halo_s", "write_s", "total_s",
                       "self_peak_rss_gib"), map(float, match.groups()))) if match else {}
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_gib": peak / 2**30, **split}
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_gib": peak / 2**30, "load_avg": load,
+            **split}
 
 
 def main() -> int:
@@ -112,7 +115,8 @@ def main() -> int:
         if not args.keep and args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
     print(f"| nodes | edges | gen s | wall s | CPU s | peak RSS GiB | load s | assign (METIS) s | "
-          f"relabel/halo s | write s | target |\n|---|---|---|---|---|---|---|---|---|---|---|")
+          f"relabel/halo s | write s | machine load | target |\n"
+          f"|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         target = (f"<= {r['target']['wall_s']:.0f} s, <= {r['target']['peak_rss_gib']} GiB"
                   if r["target"] else "")
@@ -120,7 +124,7 @@ def main() -> int:
         print(f"| {r['nodes']:,} | {r['edges']:,} | {gen} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
               f"{r['peak_rss_gib']:.2f} | {r.get('load_s', float('nan')):.1f} | "
               f"{r.get('assign_s', float('nan')):.1f} | {r.get('relabel_halo_s', float('nan')):.1f}"
-              f" | {r.get('write_s', float('nan')):.1f} | {target} |")
+              f" | {r.get('write_s', float('nan')):.1f} | {r['load_avg']:.1f} | {target} |")
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(rows, f, indent=1)

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         description="Without options: list the named datasets with their sizes (nodes, "
         "directed edges, features, classes, train/val/test split). With --save: write any "
         "dataset spec (karate, cora, citeseer, synthetic:N[,deg=20,classes=10,feat=128,seed=0,"
-        "homophily=0.45,snr=1.0], or a .npz path) to an uncompressed .npz graph file that "
+        "homophily=0.8,snr=0.4,communities=N//1000], or a .npz path) to an uncompressed .npz graph file that "
         "`gnnsys partition --dataset FILE.npz` reads with memory-mapped features.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--save", nargs=2, metavar=("SPEC", "FILE"), default=None,

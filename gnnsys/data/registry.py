@@ -7,8 +7,9 @@ A dataset spec is one of:
   ``datasets/`` as ``.npz`` files whose sha256 is checked on every load;
 * ``synthetic:N[,key=value...]``: a generated DC-SBM graph with ``N`` nodes (``N`` may end in
   ``k`` or ``M``: ``synthetic:1M``). Keys (defaults in brackets): ``deg`` average degree [20],
-  ``classes`` [10], ``feat`` feature width [128], ``seed`` [0], ``homophily`` [0.45],
-  ``snr`` feature signal-to-noise [1.0]. Example: ``synthetic:100k,deg=10,classes=5,seed=3``;
+  ``classes`` [10], ``feat`` feature width [128], ``seed`` [0], ``homophily`` [0.8],
+  ``snr`` feature signal-to-noise [0.4], ``communities`` [N//1000, within classes..10*classes].
+  Example: ``synthetic:100k,deg=10,classes=5,seed=3``;
 * a path to a ``.npz`` graph file (layout in :mod:`gnnsys.data.npz`).
 
 The shipped files are looked up in the folder named by the environment variable
@@ -45,14 +46,15 @@ _DESCRIPTIONS = {
     "citeseer": "Planetoid CiteSeer citations: 3,327 nodes, 9,104 directed edges, 3,703 "
                 "features, 6 classes, public split 120/500/1000",
     "synthetic:N": "generated DC-SBM, power-law degrees: N nodes, ~N*deg directed edges; "
-                   "options ,deg=20,classes=10,feat=128,seed=0,homophily=0.45,snr=1.0; "
+                   "options ,deg=20,classes=10,feat=128,seed=0,homophily=0.8,snr=0.4,communities=N//1000; "
                    "split 10/10/80 %",
 }
 
 # spec key -> (synthetic_graph argument, type)
 _SYNTHETIC_KEYS = {"deg": ("avg_degree", float), "classes": ("num_classes", int),
                    "feat": ("num_features", int), "seed": ("seed", int),
-                   "homophily": ("homophily", float), "snr": ("feature_snr", float)}
+                   "homophily": ("homophily", float), "snr": ("feature_snr", float),
+                   "communities": ("num_communities", int)}
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -89,7 +91,7 @@ def load_dataset(spec: str, undirected: bool = False, progress: bool = False) ->
     if spec.endswith(".npz") or os.sep in spec or Path(spec).is_file():
         return load_npz(spec, undirected=undirected)
     raise UserError(f"unknown dataset '{spec}'; valid: karate, cora, citeseer, "
-                    "synthetic:N[,deg=20,classes=10,feat=128,seed=0,homophily=0.45,snr=1.0] "
+                    "synthetic:N[,deg=20,classes=10,feat=128,seed=0,homophily=0.8,snr=0.4,communities=N//1000] "
                     "or a path to a .npz file (see `gnnsys datasets`)")
 
 

@@ -2,7 +2,8 @@
 
 All take and return ``int64`` CSR arrays with sorted rows (the canonical form of
 :class:`gnnsys.graph.Graph`) and run as numba kernels in two passes (count, then fill), so
-no intermediate edge list is built.
+no intermediate edge list is built. The kernels release the GIL, so other threads (hashing
+the dataset) run meanwhile.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _transpose(indptr, indices):
     n = indptr.shape[0] - 1
     out_ptr = np.zeros(n + 1, dtype=np.int64)
@@ -28,7 +29,7 @@ def _transpose(indptr, indices):
     return out_ptr, out_idx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _merge_rows(a_ptr, a_idx, b_ptr, b_idx, out_idx, count_only):
     """Union of the sorted rows of A and B; counts per row, or fills ``out_idx``."""
     n = a_ptr.shape[0] - 1
@@ -56,15 +57,46 @@ def _merge_rows(a_ptr, a_idx, b_ptr, b_idx, out_idx, count_only):
     return counts
 
 
-def symmetric_adjacency(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the CSR of ``A + A^T`` (duplicates merged) for the sorted, loop-free CSR ``A``.
+@njit(cache=True, nogil=True)
+def _is_symmetric(indptr, indices):
+    """True when every edge has its reverse, for rows without duplicates.
 
-    Returns the inputs themselves (no copy) when ``A`` is already symmetric. Peak extra
-    memory: one transposed copy of ``A`` plus the result.
+    Only the edges ``v -> u`` with ``u > v`` are looked up (binary search of ``v`` in row
+    ``u``); as that lookup is one-to-one, equal counts of edges above and below the diagonal
+    then prove that the edges below have their reverse too.
     """
-    t_ptr, t_idx = _transpose(indptr, indices)
-    if np.array_equal(t_ptr, indptr) and np.array_equal(t_idx, indices):
+    above = 0
+    below = 0
+    for v in range(indptr.shape[0] - 1):
+        for e in range(indptr[v], indptr[v + 1]):
+            u = indices[e]
+            if u < v:
+                below += 1
+            elif u > v:
+                above += 1
+                lo, hi = indptr[u], indptr[u + 1]
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if indices[mid] < v:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo == indptr[u + 1] or indices[lo] != v:
+                    return False
+    return above == below
+
+
+def symmetric_adjacency(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the CSR of ``A + A^T`` (duplicates merged) for the canonical CSR ``A`` (rows
+    sorted, no duplicates, no self-loops).
+
+    Returns the inputs themselves (no copy, no extra memory) when ``A`` is already symmetric,
+    which is checked by binary searches (no transpose). Otherwise peak extra memory is one
+    transposed copy of ``A`` plus the result.
+    """
+    if _is_symmetric(indptr, indices):
         return indptr, indices
+    t_ptr, t_idx = _transpose(indptr, indices)
     counts = _merge_rows(indptr, indices, t_ptr, t_idx, np.empty(0, np.int64), True)
     out_ptr = np.cumsum(counts)
     out_idx = np.empty(int(out_ptr[-1]), dtype=np.int64)
@@ -72,7 +104,7 @@ def symmetric_adjacency(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.nda
     return out_ptr, out_idx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _induced(indptr, indices, nodes, local, out_idx, count_only):
     counts = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
     pos = 0

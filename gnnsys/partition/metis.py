@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -35,13 +35,16 @@ def _ptr(array: Optional[np.ndarray]):
 
 
 def metis_kway(indptr: np.ndarray, indices: np.ndarray, vwgt: np.ndarray, nparts: int,
-               seed: int = 0, ubvec: Optional[Sequence[float]] = None) -> np.ndarray:
+               seed: int = 0, ubvec: Optional[Sequence[float]] = None,
+               options: Optional[Mapping[str, int]] = None) -> np.ndarray:
     """Partition an undirected graph into ``nparts`` with METIS k-way; return int64 [N] parts.
 
     ``indptr``/``indices``: symmetric CSR without self-loops. ``vwgt``: int64 [N, ncon]
     non-negative vertex weights, one column per balance constraint. ``ubvec``: allowed
     imbalance (max/mean) per constraint (METIS default 1.03 each). ``seed`` makes the result
-    deterministic. Raises :class:`RuntimeFailure` if METIS reports an error.
+    deterministic. ``options``: METIS options by ``pymetis.OptionKey`` name (``{"NITER": 4,
+    "CTYPE": 0}``); unnamed ones keep METIS's defaults. Raises :class:`RuntimeFailure` if
+    METIS reports an error.
     """
     n = indptr.shape[0] - 1
     if nparts == 1 or n == 0:
@@ -51,17 +54,17 @@ def metis_kway(indptr: np.ndarray, indices: np.ndarray, vwgt: np.ndarray, nparts
     adjncy = np.ascontiguousarray(indices, dtype=idx)
     weights = np.ascontiguousarray(vwgt, dtype=idx)
     ncon = weights.shape[1]
-    options = np.full(_NOPTIONS, -1, dtype=idx)
-    lib.METIS_SetDefaultOptions(_ptr(options))
-    options[int(keys.SEED)] = seed
-    options[int(keys.NUMBERING)] = 0
+    options_array = np.full(_NOPTIONS, -1, dtype=idx)
+    lib.METIS_SetDefaultOptions(_ptr(options_array))
+    for name, value in {**(options or {}), "SEED": seed, "NUMBERING": 0}.items():
+        options_array[int(getattr(keys, name))] = value
     ub = None if ubvec is None else np.asarray(ubvec, dtype=_REAL)
     scalars = {name: np.array([value], dtype=idx)
                for name, value in (("n", n), ("ncon", ncon), ("nparts", nparts), ("cut", 0))}
     part = np.empty(n, dtype=idx)
     status = lib.METIS_PartGraphKway(
         _ptr(scalars["n"]), _ptr(scalars["ncon"]), _ptr(xadj), _ptr(adjncy), _ptr(weights),
-        None, None, _ptr(scalars["nparts"]), None, _ptr(ub), _ptr(options),
+        None, None, _ptr(scalars["nparts"]), None, _ptr(ub), _ptr(options_array),
         _ptr(scalars["cut"]), _ptr(part))
     if status != 1:
         raise RuntimeFailure(f"METIS_PartGraphKway failed ({_STATUS.get(status, status)}) "

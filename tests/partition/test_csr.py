@@ -37,3 +37,17 @@ def test_induced_subgraph_matches_scipy_submatrix():
     want.sort_indices()
     np.testing.assert_array_equal(ptr, want.indptr)
     np.testing.assert_array_equal(idx, want.indices)
+
+
+def test_one_missing_reverse_edge_is_added():
+    # 0 <-> 1, 0 <-> 2, and 1 -> 2 without 2 -> 1: the check must not call this symmetric
+    for missing_at_row_end in (True, False):
+        src = np.array([1, 0, 2, 0, 1 if missing_at_row_end else 2])
+        dst = np.array([0, 1, 0, 2, 2 if missing_at_row_end else 1])
+        a = sp.csr_matrix((np.ones(5), (dst, src)), shape=(3, 3))
+        a.sort_indices()
+        ptr, idx = symmetric_adjacency(a.indptr.astype(np.int64), a.indices.astype(np.int64))
+        want = a + a.T
+        want.sort_indices()
+        np.testing.assert_array_equal(ptr, want.indptr)
+        np.testing.assert_array_equal(idx, want.indices)
