@@ -23,12 +23,10 @@ def epoch_record(epoch: int, stats: dict, evaluation: dict) -> dict:
     ``train_acc`` is the accuracy of the training forward pass (with dropout); ``val_acc`` and
     ``test_acc`` come from the evaluation pass, None when the epoch was not evaluated.
     """
-    record = {"epoch": epoch, "loss": stats["loss"], "train_acc": stats["train_acc"],
-              "val_acc": evaluation.get("val_acc"), "test_acc": evaluation.get("test_acc")}
-    for key in ("epoch_s", "compute_s", "comm_s", "comm_wait_s", "bytes"):
-        record[key] = stats[key]
-    for key, value in stats.items():
-        record.setdefault(key, value)
+    merged = {"epoch": epoch, **stats, "val_acc": evaluation.get("val_acc"),
+              "test_acc": evaluation.get("test_acc")}
+    record = {key: merged[key] for key in RECORD_KEYS}
+    record.update((key, value) for key, value in merged.items() if key not in record)
     return record
 
 
