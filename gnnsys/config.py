@@ -32,6 +32,9 @@ class TrainConfig:
     hidden: int = _opt(16, "hidden width")
     heads: int = _opt(8, "attention heads of the hidden GAT layers (hidden must be divisible)")
     dropout: float = _opt(0.5, "dropout on the input of every layer (rank-independent masks)")
+    normalize_features: str = _opt("none", "input feature preprocessing on each rank: none, or "
+                                   "row (divide each node's features by their L1 norm, as in "
+                                   "Kipf & Welling; exact in any partition)", ("none", "row"))
     epochs: int = _opt(200, "training epochs (full-graph: one step per epoch)")
     lr: float = _opt(0.01, "learning rate")
     weight_decay: float = _opt(5e-4, "L2 weight decay")

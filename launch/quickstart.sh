@@ -9,4 +9,5 @@ DATASET="${DATASET:-cora}" PARTS="${PARTS:-4}" EPOCHS="${EPOCHS:-200}" MODEL="${
 OUT="partitions/${DATASET}-${PARTS}"
 gnnsys partition --dataset "$DATASET" --parts "$PARTS" --out "$OUT" --overwrite
 mpirun -n "$PARTS" --oversubscribe --bind-to none \
-    gnnsys train "$OUT" --model "$MODEL" --epochs "$EPOCHS" --metrics "runs/${DATASET}-${PARTS}.jsonl"
+    gnnsys train "$OUT" --model "$MODEL" --epochs "$EPOCHS" --normalize-features row \
+    --metrics "runs/${DATASET}-${PARTS}.jsonl"

@@ -26,6 +26,7 @@ from gnnsys.comm.pipeline import CommWorker
 from gnnsys.comm.plan import ExchangePlan
 from gnnsys.comm.staleness import StaleHaloExchange
 from gnnsys.config import TrainConfig
+from gnnsys.data.transforms import normalize_features
 from gnnsys.errors import RuntimeFailure, UserError
 from gnnsys.nn.block import Block
 from gnnsys.partition.format import load_manifest, open_shard
@@ -94,7 +95,8 @@ class Trainer:
         dev, dt = self.device, self.dtype
         tensor = lambda a: torch.from_numpy(np.array(a))  # noqa: E731 - copies the memmap
         self.num_classes = num_classes
-        self.feat = tensor(shard.feat).to(device=dev, dtype=dt)
+        self.feat = normalize_features(tensor(shard.feat), self.cfg.normalize_features)
+        self.feat = self.feat.to(device=dev, dtype=dt)
         self.label = tensor(shard.label).to(dev)
         self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev) for k in ("train", "val", "test")}
         self.global_ids = tensor(shard.owned).to(dev)
