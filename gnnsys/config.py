@@ -26,8 +26,9 @@ class TrainConfig:
     model: str = _opt("gcn", "built-in model: every layer of this kind",
                       ("gcn", "sage", "gat", "gin"))
     layer: Optional[str] = _opt(None, "a user's layer instead of --model: 'package.module:Class' "
-                                "or 'path/to/file.py:Class' (PyG MessagePassing classes are "
-                                "wrapped automatically); built as Class(in_dim, out_dim)")
+                                "or 'path/to/file.py:Class' (PyG MessagePassing and DGL "
+                                "GraphConv/SAGEConv/GATConv classes are wrapped automatically); "
+                                "built as Class(in_dim, out_dim)")
     layers: int = _opt(2, "number of GNN layers")
     hidden: int = _opt(16, "hidden width")
     heads: int = _opt(8, "attention heads of the hidden GAT layers (hidden must be divisible)")
@@ -68,6 +69,9 @@ class TrainConfig:
     resume: bool = _opt(False, "resume from the newest complete checkpoint in --checkpoint-dir")
     progress: bool = _opt(True, "show a progress bar on rank 0", flag="--no-progress")
     threads: int = _opt(0, "torch intra-op threads per rank (0 = cores / ranks on this host)")
+    timeout: float = _opt(120.0, "abort the whole job when a rank makes no progress (waits in "
+                          "an exchange or collective) for this many seconds: a peer died or "
+                          "hangs (0 = wait forever)")
 
     def validate(self) -> "TrainConfig":
         """Check ranges and combinations; return self or raise :class:`UserError`."""
@@ -82,6 +86,8 @@ class TrainConfig:
             raise UserError("--lr must be > 0")
         if self.checkpoint_every < 0 or self.threads < 0:
             raise UserError("--checkpoint-every and --threads must be >= 0")
+        if not self.timeout >= 0:
+            raise UserError("--timeout must be >= 0 seconds")
         if (self.resume or self.checkpoint_every) and not self.checkpoint_dir:
             raise UserError("--resume and --checkpoint-every need --checkpoint-dir")
         if self.staleness < 0 or self.sync_every < 0:

@@ -163,6 +163,14 @@ class Graph:
                    name=name).validate()
 
     @classmethod
+    def from_dgl(cls, g, **options) -> "Graph":
+        """Build a :class:`Graph` from a ``DGLGraph`` (see :func:`gnnsys.data.dgl.graph_from_dgl`
+        for the options: ``undirected``, ``name``, ``keys``, ``orig_ids``)."""
+        from gnnsys.data.dgl import graph_from_dgl
+
+        return graph_from_dgl(g, **options)
+
+    @classmethod
     def from_pyg(cls, data, undirected: bool = False, name: str = "pyg") -> "Graph":
         """Build a :class:`Graph` from a PyG ``Data`` (``x``, ``y``, ``edge_index``, masks)."""
         def arr(key):

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Optional
 
 from gnnsys.errors import UserError
 
@@ -24,13 +25,16 @@ def register(subparsers) -> None:
                         "(.npz, uncompressed, in-edge CSR); None means only list")
     parser.add_argument("--overwrite", action="store_true",
                         help="with --save: replace FILE if it exists")
+    parser.add_argument("--root", default=None,
+                        help="with --save: folder holding ogb: datasets (OGB's layout, e.g. "
+                        "--save ogb:ogbn-arxiv arxiv.npz --root DIR); None means ./dataset")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """List the datasets, or save ``args.save = (spec, file)``; return 0."""
     if args.save:
-        _save(*args.save, overwrite=args.overwrite)
+        _save(*args.save, overwrite=args.overwrite, root=args.root)
     else:
         _print_table()
     return 0
@@ -59,8 +63,9 @@ def _print_table() -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
-def _save(spec: str, path: str, overwrite: bool) -> None:
-    """Load ``spec`` and write it to ``path`` as an uncompressed ``.npz``; print a summary."""
+def _save(spec: str, path: str, overwrite: bool, root: Optional[str] = None) -> None:
+    """Load ``spec`` (``ogb:`` datasets from ``root``) and write it to ``path`` as an
+    uncompressed ``.npz``; print a summary."""
     from gnnsys.data import load_dataset, save_npz
 
     if not path.endswith(".npz"):
@@ -69,7 +74,7 @@ def _save(spec: str, path: str, overwrite: bool) -> None:
         raise UserError(f"{path} exists; pass --overwrite to replace it")
     progress = sys.stderr.isatty()
     clock = time.perf_counter()
-    graph = load_dataset(spec, progress=progress)
+    graph = load_dataset(spec, progress=progress, root=root)
     t_load = time.perf_counter() - clock
     save_npz(graph, path, progress=progress)
     t_total = time.perf_counter() - clock

@@ -6,6 +6,7 @@ import os
 import re
 import time
 
+from gnnsys.errors import UserError
 from gnnsys.partition.assign import METHODS
 
 
@@ -16,11 +17,18 @@ def register(subparsers) -> None:
         description="Partition a dataset into P shards (one per training rank) and write them "
         "with a manifest of checksums. Prints the partition quality and the time split.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", required=True, default=argparse.SUPPRESS,
-                        help="dataset: karate, cora, citeseer, "
-                        "synthetic:N[,deg=20,classes=10,feat=128,seed=0] or a path to a .npz")
-    parser.add_argument("--parts", type=int, required=True, default=argparse.SUPPRESS,
-                        help="number of parts P (one per training rank)")
+    parser.add_argument("--dataset", default=argparse.SUPPRESS,
+                        help="dataset (required unless --from-distdgl): karate, cora, citeseer, "
+                        "synthetic:N[,deg=20,classes=10,feat=128,seed=0], ogb:NAME (with "
+                        "--root) or a path to a .npz")
+    parser.add_argument("--parts", type=int, default=argparse.SUPPRESS,
+                        help="number of parts P (one per training rank; required unless "
+                        "--from-distdgl)")
+    parser.add_argument("--root", default=None,
+                        help="folder holding ogb: datasets (OGB's layout); None means ./dataset")
+    parser.add_argument("--from-distdgl", metavar="PART_CONFIG", default=None,
+                        help="convert the DistDGL partition described by this JSON config "
+                        "(needs dgl) instead of partitioning a dataset: same parts, same nodes")
     parser.add_argument("--servers", type=int, default=1,
                         help="number of servers S (must divide P); S > 1 partitions in two "
                         "levels: servers first, then P/S workers per server")
@@ -49,12 +57,26 @@ def run(args: argparse.Namespace) -> int:
     from gnnsys.data import load_dataset
     from gnnsys.partition import format_report, partition_graph
 
+    if args.from_distdgl:
+        from gnnsys.partition.distdgl import convert_distdgl, read_config
+
+        config = read_config(args.from_distdgl)
+        out = args.out or default_out(config["graph_name"], int(config["num_parts"]), 1)
+        result = convert_distdgl(args.from_distdgl, out, overwrite=args.overwrite)
+        print(format_report(result["report"]))
+        print(f"converted the DistDGL partition {args.from_distdgl} to {result['out']}")
+        return 0
+    missing = [f"--{key}" for key in ("dataset", "parts") if not hasattr(args, key)]
+    if missing:
+        raise UserError(f"{' and '.join(missing)} required "
+                        "(or --from-distdgl PART_CONFIG)")
     clock = time.perf_counter()
-    graph = load_dataset(args.dataset, undirected=args.undirected)
+    graph = load_dataset(args.dataset, undirected=args.undirected, root=args.root)
     t_load = time.perf_counter() - clock
     out = args.out or default_out(graph.name, args.parts, args.servers)
     command = (f"gnnsys partition --dataset {args.dataset} --parts {args.parts} "
-               f"--servers {args.servers} --method {args.method} --seed {args.seed} --out {out}"
+               + (f"--root {args.root} " if args.root else "")
+               + f"--servers {args.servers} --method {args.method} --seed {args.seed} --out {out}"
                + (" --undirected" if args.undirected else ""))
     result = partition_graph(graph, args.parts, out, servers=args.servers, method=args.method,
                              seed=args.seed, overwrite=args.overwrite, command=command,

@@ -10,7 +10,9 @@ A dataset spec is one of:
   ``classes`` [10], ``feat`` feature width [128], ``seed`` [0], ``homophily`` [0.8],
   ``snr`` feature signal-to-noise [0.4], ``communities`` [N//1000, within classes..10*classes].
   Example: ``synthetic:100k,deg=10,classes=5,seed=3``;
-* a path to a ``.npz`` graph file (layout in :mod:`gnnsys.data.npz`).
+* a path to a ``.npz`` graph file (layout in :mod:`gnnsys.data.npz`);
+* ``ogb:NAME``: an OGB node-property dataset already on disk under a root folder
+  (``ogb:ogbn-arxiv``; see :mod:`gnnsys.data.ogb`; never downloaded).
 
 The shipped files are looked up in the folder named by the environment variable
 ``GNNSYS_DATASETS``, else in ``datasets/`` next to the ``gnnsys`` package (a repo checkout).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Optional
 
 import gnnsys
 from gnnsys.errors import UserError
@@ -27,6 +30,7 @@ from gnnsys.graph import Graph
 
 from gnnsys.data.karate import karate_graph
 from gnnsys.data.npz import load_npz
+from gnnsys.data.ogb import load_ogb
 from gnnsys.data.synthetic import synthetic_graph
 
 ENV_VAR = "GNNSYS_DATASETS"
@@ -73,13 +77,16 @@ def datasets_dir() -> Path:
     return Path(gnnsys.__file__).resolve().parent.parent / "datasets"
 
 
-def load_dataset(spec: str, undirected: bool = False, progress: bool = False) -> Graph:
+def load_dataset(spec: str, undirected: bool = False, progress: bool = False,
+                 root: Optional[str] = None) -> Graph:
     """Load the graph named by ``spec`` (syntax in the module docstring).
 
     ``undirected=True`` adds the reverse of every edge (a no-op for the named datasets, which
     are symmetric already); ``progress=True`` shows a progress bar while generating a
-    synthetic graph. Returns a canonical :class:`Graph`. Raises :class:`UserError` for an
-    unknown name, a bad spec, a missing file or a shipped file whose sha256 does not match.
+    synthetic graph; ``root`` is the folder holding ``ogb:`` datasets (default
+    :data:`gnnsys.data.ogb.DEFAULT_ROOT`). Returns a canonical :class:`Graph`. Raises
+    :class:`UserError` for an unknown name, a bad spec, a missing file or a shipped file whose
+    sha256 does not match.
     """
     spec = spec.strip()
     if spec == "karate":
@@ -88,11 +95,13 @@ def load_dataset(spec: str, undirected: bool = False, progress: bool = False) ->
         return _load_shipped(spec)
     if spec.startswith("synthetic:"):
         return synthetic_graph(**parse_synthetic_spec(spec), progress=progress)
+    if spec.startswith("ogb:"):
+        return load_ogb(spec[len("ogb:"):], root=root, undirected=undirected)
     if spec.endswith(".npz") or os.sep in spec or Path(spec).is_file():
         return load_npz(spec, undirected=undirected)
     raise UserError(f"unknown dataset '{spec}'; valid: karate, cora, citeseer, "
                     "synthetic:N[,deg=20,classes=10,feat=128,seed=0,homophily=0.8,snr=0.4,communities=N//1000] "
-                    "or a path to a .npz file (see `gnnsys datasets`)")
+                    "ogb:NAME (with --root) or a path to a .npz file (see `gnnsys datasets`)")
 
 
 def parse_synthetic_spec(spec: str) -> dict:

@@ -4,7 +4,10 @@ Convention for a user's class: it is a ``torch.nn.Module`` constructed as
 ``Class(in_dim, out_dim, **kwargs)`` (positional widths, like PyG's ``(in_channels,
 out_channels)``) and called as ``layer(block, h)`` with ``h`` ``[num_src, in_dim]``, returning
 ``[num_dst, out_dim]``. A class that is a PyG ``MessagePassing`` is constructed the same way and
-wrapped in :class:`gnnsys.nn.adapters.pyg.PygLayer` automatically.
+wrapped in :class:`gnnsys.nn.adapters.pyg.PygLayer` automatically; a DGL convolution
+(``dgl.nn:GraphConv``, ``dgl.nn:SAGEConv``, ``dgl.nn:GATConv``, ...) in
+:class:`gnnsys.nn.adapters.dgl.DglLayer`, with DGL's required arguments defaulted
+(:data:`gnnsys.nn.adapters.dgl.DGL_DEFAULTS`: mean aggregator, one head).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import sys
 from torch import nn
 
 from gnnsys.errors import UserError
+from gnnsys.nn.adapters.dgl import DGL_DEFAULTS, DglLayer, is_dgl_conv
 from gnnsys.nn.gat import GATConv
 from gnnsys.nn.gcn import GCNConv
 from gnnsys.nn.gin import GINConv
@@ -81,12 +85,15 @@ def build_layer(spec: str, in_dim: int, out_dim: int, **kwargs) -> nn.Module:
 
     Returns:
         An ``nn.Module`` called as ``layer(block, h)``; a PyG ``MessagePassing`` comes wrapped
-        in :class:`~gnnsys.nn.adapters.pyg.PygLayer`.
+        in :class:`~gnnsys.nn.adapters.pyg.PygLayer`, a DGL conv in
+        :class:`~gnnsys.nn.adapters.dgl.DglLayer`.
 
     Raises:
         UserError: the spec cannot be resolved, or the constructor rejects the arguments.
     """
     cls = resolve_layer_class(spec)
+    if is_dgl_conv(cls):
+        kwargs = {**DGL_DEFAULTS.get(cls.__name__, {}), **kwargs}
     try:
         layer = cls(in_dim, out_dim, **kwargs)
     except TypeError as exc:
@@ -96,4 +103,6 @@ def build_layer(spec: str, in_dim: int, out_dim: int, **kwargs) -> nn.Module:
         from gnnsys.nn.adapters.pyg import PygLayer
 
         layer = PygLayer(layer)
+    elif is_dgl_conv(cls):
+        layer = DglLayer(layer)
     return layer

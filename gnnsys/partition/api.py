@@ -7,6 +7,7 @@ import os
 import resource
 import shutil
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -70,6 +71,21 @@ def _dataset_entry(graph: Graph) -> dict:
     return entry
 
 
+def _check_assignment(assignment, num_nodes: int, parts: int, servers: int) -> np.ndarray:
+    """Return a given assignment as int64 [N]; UserError unless every node has a part in
+    ``[0, parts)`` and no part is empty."""
+    check_options(num_nodes, parts, servers, "random")
+    assignment = np.asarray(assignment)
+    if assignment.shape != (num_nodes,) or assignment.dtype.kind not in "iu":
+        raise UserError(f"assignment must be integers of shape [{num_nodes}], got "
+                        f"{assignment.dtype} {tuple(assignment.shape)}")
+    counts = np.bincount(assignment.clip(0, parts), minlength=parts + 1)
+    if assignment.min() < 0 or counts[parts] or not counts[:parts].all():
+        raise UserError(f"assignment must give every node a part in [0, {parts}) and every "
+                        "part at least one node")
+    return assignment.astype(np.int64, copy=False)
+
+
 def peak_rss_bytes() -> int:
     """Return the peak resident memory of this process so far, in bytes (Linux ``ru_maxrss``)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
@@ -77,20 +93,26 @@ def peak_rss_bytes() -> int:
 
 def partition_graph(graph: Graph, parts: int, out: str, servers: int = 1,
                     method: str = "metis", seed: int = 0, overwrite: bool = False,
-                    command: str = "", progress: bool = True, undirected: bool = False) -> dict:
+                    command: str = "", progress: bool = True, undirected: bool = False,
+                    assignment: Optional[np.ndarray] = None) -> dict:
     """Partition ``graph`` into ``parts`` shards written to the folder ``out``.
 
     ``servers`` S > 1 makes a two-level partition (part k on server k // (parts / S));
     ``method``: ``"metis"`` or ``"random"``; ``seed`` makes it deterministic; ``overwrite``
     replaces an existing partition at ``out``; ``command`` and ``undirected`` are recorded in
-    the manifest. The output appears only when complete (built in a hidden sibling folder,
-    then renamed). Returns ``{"out": out, "report": quality report (see
+    the manifest. ``assignment`` (int64 [N], the part of every node; no part empty)
+    replaces the computed one and ``method`` then only names its origin in the manifest (a
+    converted DistDGL partition: ``"distdgl"``). The output appears only when complete (built
+    in a hidden sibling folder, then renamed). Returns ``{"out": out, "report": quality report (see
     :mod:`gnnsys.partition.report`), "timings": {"assign", "relabel_halo", "write", "total"
     seconds, "peak_rss_bytes"}}`` ("write" includes waiting for the dataset hash, which runs
     in a thread during "assign"). Raises :class:`UserError` for bad options or an unusable
     output folder.
     """
-    check_options(graph.num_nodes, parts, servers, method)
+    if assignment is None:
+        check_options(graph.num_nodes, parts, servers, method)
+    else:
+        assignment = _check_assignment(assignment, graph.num_nodes, parts, servers)
     start = time.perf_counter()
     tmp = _prepare_output(out, overwrite)
     try:
@@ -99,7 +121,8 @@ def partition_graph(graph: Graph, parts: int, out: str, servers: int = 1,
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             hashing = pool.submit(_dataset_entry, graph)
             clock = time.perf_counter()
-            assignment = assign_parts(graph, parts, servers, method, seed, progress)
+            if assignment is None:
+                assignment = assign_parts(graph, parts, servers, method, seed, progress)
             t_assign = time.perf_counter() - clock
             dataset = hashing.result()
         t_hash = time.perf_counter() - clock - t_assign

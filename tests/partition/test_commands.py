@@ -18,7 +18,7 @@ def fake_loader(monkeypatch):
     import gnnsys.data
     calls = []
 
-    def load(spec, undirected=False):
+    def load(spec, undirected=False, **_):
         calls.append((spec, undirected))
         return random_graph()
 
