@@ -64,6 +64,7 @@ from torch import Tensor
 
 from gnnsys.comm import codec_kernels as K
 from gnnsys.errors import RuntimeFailure, UserError
+from gnnsys.hashing import chain_key
 
 BITS = (1, 2, 4, 8, 16, 32)
 BACKENDS = ("auto", "numba", "torch")
@@ -89,10 +90,7 @@ def derive_seed(seed: int, epoch: int, layer: int, rank: int, direction: int) ->
         epoch, layer, rank: the exchange's epoch, layer and sending rank.
         direction: 0 for forward features, 1 for backward gradients (any int works).
     """
-    key = 0
-    for value in (seed, epoch, layer, rank, direction):
-        key = K.mix_int(key ^ (value + K.GAMMA_INT))
-    return key
+    return chain_key(seed, epoch, layer, rank, direction)
 
 
 @dataclass(frozen=True)

@@ -40,33 +40,23 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from gnnsys.hashing import GAMMA, signed, splitmix64_int, splitmix64_nb, splitmix64_torch_
+
 HEAD = 4  # header bytes per row, before the packed levels
 CHUNK = 256  # rows per parallel task in the numba kernels
 
-_U64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
-GAMMA_INT = 0x9E3779B97F4A7C15
-_M1_INT = 0xBF58476D1CE4E5B9
-_M2_INT = 0x94D049BB133111EB
 _G32_INT = 0x9E3779B9
 _H1_INT = 0x7FEB352D
 _H2_INT = 0x846CA68B
 _UNIT = 2.0 ** -24  # uniform = 24-bit integer * _UNIT
 
-_GAMMA, _M1, _M2 = (np.uint64(v) for v in (GAMMA_INT, _M1_INT, _M2_INT))
-_S27, _S30, _S31, _S32 = (np.uint64(s) for s in (27, 30, 31, 32))
+_GAMMA = np.uint64(GAMMA)
+_S32 = np.uint64(32)
 # 32-bit arithmetic is spelled out with np.uint32 casts: numba widens small ints to 64 bits,
 # which would keep LLVM from vectorising the per-element loops with 32-bit lanes
 _G32, _H1, _H2, _MASK32 = (np.uint32(v) for v in (_G32_INT, _H1_INT, _H2_INT, _M32))
 _T8, _T15, _T16 = (np.uint32(s) for s in (8, 15, 16))
-
-
-def mix_int(z: int) -> int:
-    """The splitmix64 finaliser on a Python int (taken modulo 2^64); returns an int in [0, 2^64)."""
-    z &= _U64
-    z = ((z ^ (z >> 30)) * _M1_INT) & _U64
-    z = ((z ^ (z >> 27)) * _M2_INT) & _U64
-    return z ^ (z >> 31)
 
 
 def lowbias32_int(z: int) -> int:
@@ -80,7 +70,7 @@ def lowbias32_int(z: int) -> int:
 
 def stream_key(seed: int) -> int:
     """The hash key of the random stream ``seed`` (any int, taken modulo 2^64)."""
-    return mix_int(seed + GAMMA_INT)
+    return splitmix64_int(seed + GAMMA)
 
 
 def row_bytes_packed(d: int, bits: int) -> int:
@@ -116,13 +106,6 @@ def level_table(bits: int, dtype: torch.dtype) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- numba ---
-
-@njit(cache=True, inline="always")
-def _splitmix64(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
 
 @njit(cache=True, inline="always")
 def _lowbias32(z):
@@ -315,7 +298,7 @@ def encode_numba(x, xi, key_bounds, key, row_offset, bits, out, finite):
                 value32_bits)
             lo = ft(lo64) if quant else ft(0)
             inv = ft(1) / ft(scale64) if quant else ft(0)
-            rk = _splitmix64(key ^ (np.uint64(row_offset + r) * _GAMMA))
+            rk = splitmix64_nb(key ^ (np.uint64(row_offset + r) * _GAMMA))
             _uniforms_row(np.uint32(rk & np.uint64(_M32)), np.uint32(rk >> _S32), unit, uni)
             _levels_row(x[r], lo, inv, top, uni, level)
             _pack_row(level, bits, out[r, HEAD:])
@@ -363,22 +346,9 @@ def unpack_numba(payload, lo, scale, table, out):
 
 # ---------------------------------------------------------------------------------- torch ---
 
-def _signed(z: int) -> int:
-    """Reinterpret an unsigned 64-bit value as a signed int64 (for torch constants)."""
-    z &= _U64
-    return z - (1 << 64) if z >> 63 else z
-
-
 def _logical_shift(z: Tensor, shift: int) -> Tensor:
     """``z >>> shift`` on int64 (torch's ``>>`` is arithmetic on signed ints)."""
     return (z >> shift) & ((1 << (64 - shift)) - 1)
-
-
-def _splitmix64_torch(z: Tensor) -> Tensor:
-    """The splitmix64 finaliser on an int64 tensor (bits as unsigned)."""
-    z = (z ^ _logical_shift(z, 30)) * _signed(_M1_INT)
-    z = (z ^ _logical_shift(z, 27)) * _signed(_M2_INT)
-    return z ^ _logical_shift(z, 31)
 
 
 def _lowbias32_torch(z: Tensor) -> Tensor:
@@ -395,7 +365,7 @@ def uniforms_torch(key: int, row_offset: int, rows: int, d: int, dtype: torch.dt
     """Return the ``[rows, d]`` uniforms in [0, 1) (multiples of 2^-24, in ``dtype``) of the
     hash stream ``key`` for global rows ``row_offset .. row_offset + rows - 1``."""
     ids = torch.arange(row_offset, row_offset + rows, dtype=torch.int64, device=device)
-    rk = _splitmix64_torch((ids * _signed(GAMMA_INT)) ^ _signed(key)).unsqueeze(1)
+    rk = splitmix64_torch_((ids * signed(GAMMA)) ^ signed(key)).unsqueeze(1)
     cols = torch.arange(d, dtype=torch.int64, device=device) * _G32_INT
     h = _lowbias32_torch((rk + cols) & _M32)
     return ((h ^ _logical_shift(rk, 32)) >> 8).to(dtype) * _UNIT

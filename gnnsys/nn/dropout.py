@@ -4,7 +4,7 @@ The mask of element (node, feature) depends only on ``(seed, epoch, layer, globa
 feature index)``, so the owner of a node and every peer that receives it as a halo row see the
 same mask, and a P-rank run drops exactly what a one-process run drops.
 
-Hash: splitmix64 (Steele et al., 2014) in vectorised int64 torch ops (wrapping multiply and
+Hash: splitmix64 (:mod:`gnnsys.hashing`) in vectorised int64 torch ops (wrapping multiply and
 add; right shifts are made logical with a mask, since torch's ``>>`` is arithmetic on signed
 ints). ``key = mix chain of (seed, epoch, layer)``; a node's stream is seeded with
 ``mix(key ^ node * GAMMA)``; output ``b`` of that stream, ``mix(node_key + (b + 1) * GAMMA)``,
@@ -21,72 +21,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
-_U64 = (1 << 64) - 1
-_GAMMA = 0x9E3779B97F4A7C15
-_M1 = 0xBF58476D1CE4E5B9
-_M2 = 0x94D049BB133111EB
+from gnnsys.hashing import GAMMA, chain_key, signed, splitmix64_nb, splitmix64_torch_
+
 _LEVELS = 1 << 16
 
 
-def _signed(x: int) -> int:
-    """Reinterpret an unsigned 64-bit value as a signed int64."""
-    x &= _U64
-    return x - (1 << 64) if x >> 63 else x
-
-
-def splitmix64_int(z: int) -> int:
-    """The splitmix64 finaliser on a Python int (unsigned 64-bit); the reference for tests."""
-    z &= _U64
-    z = ((z ^ (z >> 30)) * _M1) & _U64
-    z = ((z ^ (z >> 27)) * _M2) & _U64
-    return z ^ (z >> 31)
-
-
-def _xorshift_(z: Tensor, shift: int, tmp: Tensor) -> Tensor:
-    """In place: ``z ^= z >>> shift`` (logical shift on int64), using ``tmp`` as scratch."""
-    torch.bitwise_right_shift(z, shift, out=tmp)
-    return z.bitwise_xor_(tmp.bitwise_and_((1 << (64 - shift)) - 1))
-
-
-def splitmix64(z: Tensor) -> Tensor:
-    """The splitmix64 finaliser on an int64 tensor (bits as unsigned), in place; returns ``z``."""
-    tmp = torch.empty_like(z)
-    _xorshift_(z, 30, tmp).mul_(_signed(_M1))
-    _xorshift_(z, 27, tmp).mul_(_signed(_M2))
-    return _xorshift_(z, 31, tmp)
-
-
 def _stream_key(seed: int, epoch: int, layer: int) -> int:
-    key = 0
-    for value in (seed, epoch, layer):
-        key = splitmix64_int(key ^ (value + _GAMMA))
-    return key
+    return chain_key(seed, epoch, layer)
 
 
 def _keep_mask_torch(ids: Tensor, num_features: int, key: int, dropped: int) -> Tensor:
     """The keep mask with vectorised int64 torch ops (any device)."""
     blocks = (num_features + 3) // 4
-    node_key = splitmix64(ids.mul(_signed(_GAMMA)).bitwise_xor_(_signed(key)))
-    counters = torch.arange(1, blocks + 1, dtype=torch.int64, device=ids.device).mul_(_signed(_GAMMA))
-    z = splitmix64(node_key.unsqueeze(1) + counters)
+    node_key = splitmix64_torch_(ids.mul(signed(GAMMA)).bitwise_xor_(signed(key)))
+    counters = torch.arange(1, blocks + 1, dtype=torch.int64, device=ids.device).mul_(signed(GAMMA))
+    z = splitmix64_torch_(node_key.unsqueeze(1) + counters)
     # Signed 16-bit s >= dropped - 2^15  <=>  unsigned u >= dropped (u ^ 0x8000 order).
     return z.view(torch.int16)[:, :num_features] >= dropped - _LEVELS // 2
 
 
-@numba.njit(inline="always")
-def _mix_nb(z):
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
-    return z ^ (z >> np.uint64(31))
-
-
 @numba.njit(parallel=True, cache=True)
 def _keep_mask_numba(ids, num_features, key, dropped, out):  # pragma: no cover - compiled
-    gamma = np.uint64(_GAMMA)
+    gamma = np.uint64(GAMMA)
     for r in numba.prange(ids.shape[0]):
-        node_key = _mix_nb((np.uint64(ids[r]) * gamma) ^ key)
+        node_key = splitmix64_nb((np.uint64(ids[r]) * gamma) ^ key)
         for b in range((num_features + 3) // 4):
-            z = _mix_nb(node_key + np.uint64(b + 1) * gamma)
+            z = splitmix64_nb(node_key + np.uint64(b + 1) * gamma)
             for q in range(min(4, num_features - 4 * b)):
                 u = (z >> np.uint64(16 * q)) & np.uint64(0xFFFF)
                 out[r, 4 * b + q] = (u ^ np.uint64(0x8000)) >= dropped

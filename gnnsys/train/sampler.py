@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from gnnsys.comm.codec_kernels import GAMMA_INT, _splitmix64, mix_int
+from gnnsys.hashing import GAMMA, chain_key, splitmix64_nb
 from gnnsys.errors import UserError
 from gnnsys.nn.block import Block
 
@@ -42,7 +42,7 @@ from gnnsys.nn.block import Block
 #: IDs (lists of int64 arrays, one per part); not needed in one process (no halo rows).
 Request = Callable[[list], list]
 
-_GAMMA = np.uint64(GAMMA_INT)
+_GAMMA = np.uint64(GAMMA)
 
 
 def parse_fanouts(text: str, layers: int) -> list[int]:
@@ -68,16 +68,13 @@ def parse_fanouts(text: str, layers: int) -> list[int]:
 
 def sample_key(seed: int, epoch: int, step: int, layer: int) -> int:
     """The hash key (uint64 as int) of the draws of ``(seed, epoch, step, layer)``."""
-    key = 0
-    for value in (seed, epoch, step, layer):
-        key = mix_int(key ^ (value + GAMMA_INT))
-    return key
+    return chain_key(seed, epoch, step, layer)
 
 
 @njit(cache=True)
 def _hash_ids(ids, key, out):  # pragma: no cover - compiled
     for i in range(ids.shape[0]):
-        out[i] = _splitmix64((np.uint64(ids[i]) * _GAMMA) ^ key)
+        out[i] = splitmix64_nb((np.uint64(ids[i]) * _GAMMA) ^ key)
 
 
 def hash_ids(ids: np.ndarray, key: int) -> np.ndarray:
@@ -101,10 +98,10 @@ def _sample_rows(indptr, indices, dst_rows, dst_gids, fanout, key, out_indptr,
             continue
         # Floyd: for j = deg-k .. deg-1 draw r in [0, j]; take r unless taken, else j.
         # ``chosen`` (= out_src[o:o+k]) is kept sorted, so membership is a binary search.
-        node_key = _splitmix64((np.uint64(dst_gids[i]) * _GAMMA) ^ key)
+        node_key = splitmix64_nb((np.uint64(dst_gids[i]) * _GAMMA) ^ key)
         for t in range(k):
             j = deg - k + t
-            r = np.int64(_splitmix64(node_key + np.uint64(t + 1) * _GAMMA) % np.uint64(j + 1))
+            r = np.int64(splitmix64_nb(node_key + np.uint64(t + 1) * _GAMMA) % np.uint64(j + 1))
             lo, hi = 0, t
             while lo < hi:
                 mid = (lo + hi) // 2

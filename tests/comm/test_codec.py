@@ -7,6 +7,7 @@ import torch
 from gnnsys.comm import codec_kernels as K
 from gnnsys.comm.codec import BITS, Codec, Encoded, derive_seed, row_bytes
 from gnnsys.errors import RuntimeFailure, UserError
+from gnnsys.hashing import GAMMA, splitmix64_int
 
 QBITS = (1, 2, 4, 8)
 BACKENDS = ("numba", "torch")
@@ -120,7 +121,7 @@ def test_torch_uniforms_match_the_python_reference_hash():
     key, row_offset = K.stream_key(99), 5
     u = K.uniforms_torch(key, row_offset, 3, 5, torch.float64, torch.device("cpu"))
     for r in range(3):
-        rk = K.mix_int(key ^ ((row_offset + r) * K.GAMMA_INT))
+        rk = splitmix64_int(key ^ ((row_offset + r) * GAMMA))
         for j in range(5):
             h = K.lowbias32_int((rk + j * 0x9E3779B9) & 0xFFFFFFFF)
             assert u[r, j].item() == ((h ^ (rk >> 32)) >> 8) * 2.0 ** -24

@@ -2,27 +2,26 @@
 import pytest
 import torch
 
-from gnnsys.nn.dropout import (
-    _GAMMA, _U64, _keep_mask_torch, _stream_key, hashed_dropout, keep_mask, splitmix64, splitmix64_int,
-)
+from gnnsys.hashing import GAMMA, U64, splitmix64_int, splitmix64_torch_
+from gnnsys.nn.dropout import _keep_mask_torch, _stream_key, hashed_dropout, keep_mask
 
 
 def test_splitmix64_tensor_matches_python_reference():
     # Includes values whose top bit is set (negative as int64): the logical-shift path.
     values = [0, 1, 2**63 - 1, -1, -(2**63), 0x123456789ABCDEF, -0x5555555555555555]
-    got = splitmix64(torch.tensor(values, dtype=torch.int64)).tolist()
-    assert [g & _U64 for g in got] == [splitmix64_int(v) for v in values]
+    got = splitmix64_torch_(torch.tensor(values, dtype=torch.int64)).tolist()
+    assert [g & U64 for g in got] == [splitmix64_int(v) for v in values]
     # The known first output of splitmix64 seeded with 0 (state += GAMMA, then mix).
-    assert splitmix64_int(_GAMMA) == 0xE220A8397B1DCDAF
+    assert splitmix64_int(GAMMA) == 0xE220A8397B1DCDAF
 
 
 def test_keep_mask_bits_follow_the_documented_layout():
     ids = torch.tensor([5, 123456789012])
     m = keep_mask(ids, 6, 0.5, seed=3, epoch=1, layer=2)
     for r, node in enumerate(ids.tolist()):
-        node_key = splitmix64_int(((node * _GAMMA) & _U64) ^ _stream_key(3, 1, 2))
+        node_key = splitmix64_int(((node * GAMMA) & U64) ^ _stream_key(3, 1, 2))
         for f in range(6):
-            z = splitmix64_int(node_key + (f // 4 + 1) * _GAMMA)
+            z = splitmix64_int(node_key + (f // 4 + 1) * GAMMA)
             u16 = (z >> (16 * (f % 4))) & 0xFFFF
             assert bool(m[r, f]) == (u16 ^ 0x8000 >= 32768)  # signed >= 0 <=> unsigned >= 2^15
 
