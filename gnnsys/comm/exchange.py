@@ -125,7 +125,7 @@ class HaloExchange:
                       exact: bool = False, out: Optional[torch.Tensor] = None) -> PendingSwap:
         """Start sending the rows peers need; ``wait()`` gives this rank's halo [n_halo, d].
 
-        ``out`` (optional, [n_halo, d]) receives exact rows in place.
+        ``out`` (optional, [n_halo, d]) receives the halo rows (exact or decoded) in place.
         """
         plan = self.plan
         packed = h_own.detach().index_select(0, self._send_index_on(h_own.device))
@@ -195,7 +195,7 @@ class HaloExchange:
 
         def finish() -> torch.Tensor:
             if coded:
-                return self._decode(recvbuf, recv_counts, r_displs, d, dtype, device)
+                return self._decode(recvbuf, recv_counts, r_displs, d, dtype, device, out)
             if out is not None and recvbuf is not out:
                 return out.copy_(recvbuf)
             return recvbuf.to(device)
@@ -220,9 +220,12 @@ class HaloExchange:
         return payload, nbytes
 
     def _decode(self, recvbuf: torch.Tensor, counts: np.ndarray, byte_displs: np.ndarray,
-                d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """Decode each peer's payload into one [sum(counts), d] tensor on ``device``."""
-        out = torch.empty((int(counts.sum()), d), dtype=dtype, device=device)
+                d: int, dtype: torch.dtype, device: torch.device,
+                out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Decode each peer's payload into one [sum(counts), d] tensor on ``device`` (into
+        ``out`` when given) and return it."""
+        if out is None:
+            out = torch.empty((int(counts.sum()), d), dtype=dtype, device=device)
         row = 0
         with self.counters.codec_timed():
             for p, c in enumerate(counts):

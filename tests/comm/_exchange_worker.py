@@ -14,6 +14,7 @@ from mpi4py import MPI
 
 from gnnsys.comm import (ByteCounters, ExchangePlan, HaloExchange, allreduce_gradients,
                          allreduce_scalars, init_distributed)
+from gnnsys.comm.codec import Codec
 from gnnsys.errors import UserError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -111,6 +112,27 @@ def check_exchange(ctx, plan, shards, backend, dtype, dim, seed):
         fail(ctx, f"timers not counted: {counters.timers()}")
 
 
+def check_coded_exchange(ctx, plan, shards, dim, seed):
+    """A synchronous 1-bit exchange returns the decoded halo rows (those of an explicit
+    start_forward with the same seed), each element its true row's min or max."""
+    k, nodes = ctx.rank, sum(len(s[0]) for s in shards)
+    owned, halo, _ = shards[k]
+    h_all = torch.from_numpy(np.random.default_rng(seed + 7).standard_normal((nodes, dim)))
+    h_all = h_all.float()
+    codecs = {"intra": Codec(1), "inter": Codec(1)}
+    ex = HaloExchange(ctx, plan, ByteCounters(), codecs=codecs, seed=seed)
+    a = ex(h_all[owned].clone(), 1, 5)
+    expected = ex.start_forward(h_all[owned], 1, 5).wait()
+    if not torch.equal(a[len(owned):], expected) or not torch.equal(a[:len(owned)], h_all[owned]):
+        fail(ctx, "sync 1-bit exchange: halo differs from the decoded rows")
+    true = h_all[halo]
+    lo, hi = true.min(1, keepdim=True).values, true.max(1, keepdim=True).values
+    tol = 1e-2 * (hi - lo).clamp(min=1.0)  # min and scale travel as fp16
+    near = ((expected - lo).abs() <= tol) | ((expected - hi).abs() <= tol)
+    if not bool(near.all()):
+        fail(ctx, "sync 1-bit exchange: a halo element is neither its row's min nor max")
+
+
 def check_allreduce(ctx, backend, dtype):
     """Gradient sum (a grad missing on even ranks counts as zeros), bytes, scalar sum."""
     counters = ByteCounters()
@@ -192,6 +214,7 @@ def main():
     for backend in args.backends.split(","):
         for name in args.dtypes.split(","):
             check_exchange(ctx, plan, shards, backend, DTYPES[name], args.dim, args.seed)
+    check_coded_exchange(ctx, plan, shards, args.dim, args.seed)
     for backend in ("mpi", "torch"):
         check_allreduce(ctx, backend, torch.float64)
     check_mismatch_detected(ctx, shards, plan)
