@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from gnnsys import __version__
 from gnnsys.errors import RuntimeFailure, UserError
+from gnnsys.threads import limit_numba_threads
 
 COMMANDS = ("datasets", "partition", "info", "train", "bench")
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``gnnsys`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    limit_numba_threads()  # before any module imports numba
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
