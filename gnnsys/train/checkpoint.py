@@ -1,8 +1,8 @@
 """Atomic checkpoints: model, optimizer, RNG state and epoch, one file per checkpoint.
 
 A checkpoint is written to a temporary file in the same folder, flushed to disk and renamed
-to ``ckpt-<epoch>.pt``: a write interrupted half-way leaves at most a stray temporary file,
-never a damaged checkpoint. Loading uses ``torch.load(weights_only=True)``; ``--resume`` takes
+to ``ckpt-<epoch>.pt``: a write interrupted half-way (a kill, Ctrl-C, a crash) leaves at most a
+stray temporary file, never a damaged checkpoint; the next save removes such leftovers. Loading uses ``torch.load(weights_only=True)``; ``--resume`` takes
 the newest checkpoint that loads.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from gnnsys.errors import UserError
 
 _NAME = re.compile(r"^ckpt-(\d{6,})\.pt$")
+_TEMP = re.compile(r"^\.ckpt-\d{6,}\.pt\.tmp-\d+$")
 KEEP = 3
 
 
@@ -40,6 +41,9 @@ def save_checkpoint(folder: str, epoch: int, state: dict) -> Path:
     _fsync_dir(path)
     for old in list_checkpoints(folder)[:-KEEP]:
         old.unlink(missing_ok=True)
+    for stray in path.iterdir():  # temporaries of writes that were interrupted
+        if _TEMP.match(stray.name):
+            stray.unlink(missing_ok=True)
     return final
 
 

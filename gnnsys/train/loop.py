@@ -25,6 +25,7 @@ from gnnsys.comm.exchange import HaloExchange
 from gnnsys.comm.pipeline import CommWorker
 from gnnsys.comm.plan import ExchangePlan
 from gnnsys.comm.staleness import StaleHaloExchange
+from gnnsys.comm.watchdog import Watchdog
 from gnnsys.config import TrainConfig
 from gnnsys.data.transforms import normalize_features
 from gnnsys.errors import RuntimeFailure, UserError
@@ -33,6 +34,13 @@ from gnnsys.partition.format import load_manifest, open_shard
 from gnnsys.train import checkpoint
 from gnnsys.train.metrics import MetricsWriter, epoch_record, final_line
 from gnnsys.train.model import GNN, build_model
+
+
+class AgreedFailure(RuntimeFailure):
+    """A run-time failure every rank detects at the same step (e.g. a non-finite global loss).
+
+    Raised on all ranks together, so the job can end without aborting: rank 0 reports it.
+    """
 
 
 @dataclass
@@ -65,6 +73,8 @@ class Trainer:
             how = "run it without mpirun" if parts == 1 else f"launch with mpirun -n {parts}"
             raise UserError(f"partition {cfg.partition} has {parts} parts but {ctx.size} "
                             f"rank(s) were started: {how}")
+        if int(manifest["servers"]) > 1 and ctx.num_servers > 1:
+            ctx.check_placement(np.asarray(manifest["part_server"]))
         self.device = torch.device(cfg.device)
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda given but no CUDA device is available")
@@ -83,6 +93,7 @@ class Trainer:
                                      codecs=codecs, seed=cfg.seed, worker=self.worker)
         self.stale = StaleHaloExchange(self.exchange, cfg.staleness) if cfg.staleness else None
         self.epoch = 0
+        self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
         self._broadcast_parameters()
@@ -95,7 +106,11 @@ class Trainer:
         dev, dt = self.device, self.dtype
         tensor = lambda a: torch.from_numpy(np.array(a))  # noqa: E731 - copies the memmap
         self.num_classes = num_classes
-        self.feat = normalize_features(tensor(shard.feat), self.cfg.normalize_features)
+        self.feat = tensor(shard.feat)
+        if not torch.isfinite(self.feat).all():
+            raise UserError(f"{shard.folder}/part-{shard.part}/feat.npy: features contain NaN "
+                            "or Inf; fix the input graph and partition it again")
+        self.feat = normalize_features(self.feat, self.cfg.normalize_features)
         self.feat = self.feat.to(device=dev, dtype=dt)
         self.label = tensor(shard.label).to(dev)
         self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev) for k in ("train", "val", "test")}
@@ -128,6 +143,7 @@ class Trainer:
                 offset += n
 
     def _exchange(self, h: Tensor, layer: int) -> Tensor:
+        self.watchdog.beat(f"epoch {self.epoch} layer {layer}")
         if self.stale is not None and self.model.training:
             return self.stale(h, layer)
         return self.exchange(h, layer, self.epoch, exact=not self.model.training)
@@ -150,6 +166,7 @@ class Trainer:
         target = self.label[self.train_idx]
         loss_sum = F.cross_entropy(out, target, reduction="sum")
         (loss_sum / self.global_train).backward()
+        self.watchdog.beat(f"epoch {epoch} backward")
         allreduce_gradients(self.model.parameters(), self.ctx, self.counters,
                             backend=self.cfg.backend)
         self.optimizer.step()
@@ -158,15 +175,16 @@ class Trainer:
         loss_total, correct_total = allreduce_scalars(
             np.array([loss_sum.item(), correct], dtype=np.float64), self.ctx)
         if not np.isfinite(loss_total):
-            raise RuntimeFailure(f"loss is {loss_total} at epoch {epoch}: lower --lr or check "
+            raise AgreedFailure(f"loss is {loss_total} at epoch {epoch}: lower --lr or check "
                                  "the features")
         c = self.counters
         times = self._max_over_ranks([epoch_s, c.comm_wait_s, c.comm_s, c.codec_s,
-                                      epoch_s - c.comm_wait_s - c.codec_s])
+                                      epoch_s - c.comm_wait_s - c.codec_s, _rss_mb()])
         stats = {"loss": loss_total / self.global_train,
                  "train_acc": correct_total / self.global_train,
                  "epoch_s": times[0], "compute_s": max(0.0, times[4]), "comm_s": times[2],
-                 "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx)}
+                 "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx),
+                 "rss_mb": times[5]}
         if self.stale is not None:
             stats["staleness"] = self.stale.epoch_max_age
             stats["sync"] = self.stale.sync
@@ -193,33 +211,21 @@ class Trainer:
         writer = MetricsWriter(cfg.metrics, cfg.to_dict(), append=cfg.resume) if (is_root and cfg.metrics) else None
         bar = _progress(cfg, is_root, self.start_epoch)
         history, evaluation, start = [], {}, time.perf_counter()
+        self.watchdog.start()
         try:
-            for epoch in range(self.start_epoch, cfg.epochs):
-                stats = self.train_epoch(epoch)
-                last = epoch == cfg.epochs - 1
-                evaluation = (self.evaluate() if (epoch + 1) % cfg.eval_every == 0 or last
-                              else {})
-                record = epoch_record(epoch, stats, evaluation)
-                history.append(record)
-                if writer:
-                    writer.write(record)
-                if cfg.checkpoint_dir and (last or (cfg.checkpoint_every and
-                                                    (epoch + 1) % cfg.checkpoint_every == 0)):
-                    self._save(epoch)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.4f}",
-                                    val=_fmt(record["val_acc"]), s_ep=f"{record['epoch_s']:.3f}")
-                    bar.update(1)
+            evaluation = self._epochs(writer, bar, history)
+            self.watchdog.beat("the end of training")
+            self.close_exchange()
+            if not evaluation:
+                evaluation = self.evaluate()
+            if cfg.save_predictions:
+                self._save_predictions(cfg.save_predictions)
         finally:
+            self.watchdog.stop()
             if bar is not None:
                 bar.close()
             if writer:
                 writer.close()
-        self.close_exchange()
-        if not evaluation:
-            evaluation = self.evaluate()
-        if cfg.save_predictions:
-            self._save_predictions(cfg.save_predictions)
         result = TrainResult(test_acc=evaluation["test_acc"] or 0.0,
                              val_acc=evaluation["val_acc"] or 0.0,
                              train_acc=evaluation["train_acc"] or 0.0,
@@ -229,6 +235,29 @@ class Trainer:
         if is_root:
             print(final_line(result), flush=True)
         return result
+
+    def _epochs(self, writer, bar, history: list) -> dict:
+        """Run the epochs from ``start_epoch``; return the last evaluation (maybe empty)."""
+        cfg, evaluation = self.cfg, {}
+        for epoch in range(self.start_epoch, cfg.epochs):
+            stats = self.train_epoch(epoch)
+            last = epoch == cfg.epochs - 1
+            self.watchdog.beat(f"epoch {epoch} evaluation")
+            evaluation = (self.evaluate() if (epoch + 1) % cfg.eval_every == 0 or last
+                          else {})
+            record = epoch_record(epoch, stats, evaluation)
+            history.append(record)
+            if writer:
+                writer.write(record)
+            if cfg.checkpoint_dir and (last or (cfg.checkpoint_every and
+                                                (epoch + 1) % cfg.checkpoint_every == 0)):
+                self.watchdog.beat(f"epoch {epoch} checkpoint")
+                self._save(epoch)
+            if bar is not None:
+                bar.set_postfix(loss=f"{record['loss']:.4f}",
+                                val=_fmt(record["val_acc"]), s_ep=f"{record['epoch_s']:.3f}")
+                bar.update(1)
+        return evaluation
 
     def close_exchange(self) -> None:
         """Finish the swaps still in flight and stop the communication thread (collective)."""
@@ -306,6 +335,13 @@ def _build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Op
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _rss_mb() -> float:
+    """Return the resident set size of this process in MiB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def _set_threads(cfg: TrainConfig, ctx: DistContext) -> None:

@@ -4,8 +4,9 @@ Each line of ``--metrics run.jsonl`` (written by rank 0) has the keys ``epoch``,
 ``train_acc``, ``val_acc``, ``test_acc`` (null when not evaluated), ``epoch_s``,
 ``compute_s``, ``comm_s``, ``comm_wait_s`` (maxima over ranks) and
 ``bytes = {"intra": {"features", "feature_grads", "weight_grads"}, "inter": {...}}`` (payload
-bytes sent, summed over ranks). Benchmarks and later features read these keys: extend, never
-rename. The first line is ``{"config": {...}}``, the effective configuration.
+bytes sent, summed over ranks); the training loop adds ``rss_mb`` (resident memory in MiB at
+the end of the epoch, the maximum over ranks). Benchmarks and later features read these keys:
+extend, never rename. The first line is ``{"config": {...}}``, the effective configuration.
 """
 from __future__ import annotations
 

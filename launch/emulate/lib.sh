@@ -27,7 +27,9 @@ emu_ns_of() {
   local host=$1 sub=${EMU_SUBNET:-10.77.0} i
   [[ -n ${EMU_PREFIX:-} ]] || emu_fail 255 "EMU_PREFIX is not set (eval the output of launch/emulate/up)"
   case $host in
-    "$sub".*) i=$(( ${host##*.} - 11 )) ;;
+    "$sub".*)  # digits only: bash arithmetic would run a $(...) hidden in the string
+      [[ ${host##*.} =~ ^[0-9]{1,3}$ ]] || emu_fail 255 "unknown host '$host'"
+      i=$(( 10#${host##*.} - 11 )) ;;
     "$EMU_PREFIX"h*) i=${host#"$EMU_PREFIX"h} ;;
     h*) i=${host#h} ;;
     *) emu_fail 255 "unknown host '$host'" ;;
