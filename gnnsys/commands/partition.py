@@ -32,6 +32,13 @@ def register(subparsers) -> None:
     parser.add_argument("--servers", type=int, default=1,
                         help="number of servers S (must divide P); S > 1 partitions in two "
                         "levels: servers first, then P/S workers per server")
+    parser.add_argument("--preload-hops", type=int, default=None, metavar="L",
+                        help="with S > 1: write server-<s>/ holding each server's external "
+                        "dependencies within L hops (0 disables); None means 2 when S > 1")
+    parser.add_argument("--ext-fanout", type=int, default=-1, metavar="F",
+                        help="expansion-aware sampling of the preload: keep at most F uniformly "
+                        "sampled external in-neighbours per node per hop; -1 keeps all "
+                        "(GraNNDis uses 15)")
     parser.add_argument("--method", choices=METHODS, default="metis",
                         help="metis: min edge cut, balanced on nodes, edges and train nodes; "
                         "random: seeded balanced random split")
@@ -52,6 +59,19 @@ def default_out(name: str, parts: int, servers: int) -> str:
     return os.path.join("partitions", f"{safe}-{parts}" + (f"-s{servers}" if servers > 1 else ""))
 
 
+def _preload_hops(args: argparse.Namespace) -> int:
+    """Return the preload depth L for ``args`` (2 by default with S > 1, else 0); UserError
+    for a negative L, an --ext-fanout below -1, or a preload asked for without S > 1."""
+    from gnnsys.partition.preload import check_preload_options
+
+    hops = args.preload_hops
+    check_preload_options(0 if hops is None else hops, args.ext_fanout)
+    if args.servers <= 1 and (hops or args.ext_fanout != -1):
+        raise UserError("--preload-hops / --ext-fanout need --servers S > 1 (a preload holds "
+                        "what a server needs from other servers)")
+    return (2 if hops is None else hops) if args.servers > 1 else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the dataset, partition it, print the report and the time split; return 0."""
     from gnnsys.data import load_dataset
@@ -66,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(result["report"]))
         print(f"converted the DistDGL partition {args.from_distdgl} to {result['out']}")
         return 0
+    hops = _preload_hops(args)
     missing = [f"--{key}" for key in ("dataset", "parts") if not hasattr(args, key)]
     if missing:
         raise UserError(f"{' and '.join(missing)} required "
@@ -77,14 +98,17 @@ def run(args: argparse.Namespace) -> int:
     command = (f"gnnsys partition --dataset {args.dataset} --parts {args.parts} "
                + (f"--root {args.root} " if args.root else "")
                + f"--servers {args.servers} --method {args.method} --seed {args.seed} --out {out}"
-               + (" --undirected" if args.undirected else ""))
+               + (" --undirected" if args.undirected else "")
+               + (f" --preload-hops {hops} --ext-fanout {args.ext_fanout}" if hops else ""))
     result = partition_graph(graph, args.parts, out, servers=args.servers, method=args.method,
                              seed=args.seed, overwrite=args.overwrite, command=command,
-                             undirected=args.undirected)
+                             undirected=args.undirected, preload_hops=hops,
+                             ext_fanout=args.ext_fanout)
     t = result["timings"]
     print(format_report(result["report"]))
     print(f"\ntime: load {t_load:.2f} s, assign ({args.method}) {t['assign']:.2f} s, "
           f"relabel/halo {t['relabel_halo']:.2f} s, write {t['write']:.2f} s, "
+          f"preload {t['preload']:.2f} s, "
           f"total {t_load + t['total']:.2f} s; peak RSS {t['peak_rss_bytes'] / 2**30:.2f} GiB")
     print(f"wrote {args.parts} shards of {graph.name} ({graph.num_nodes} nodes, "
           f"{graph.num_edges} edges) to {out}")

@@ -17,6 +17,7 @@ from gnnsys.graph import Graph
 from gnnsys.partition.assign import assign_parts, check_options
 from gnnsys.partition.format import (FORMAT_VERSION, MANIFEST, ArrayWriter, PartitionError,
                                      write_manifest)
+from gnnsys.partition.preload import build_preloads, check_preload_options
 from gnnsys.partition.report import make_report
 from gnnsys.partition.shard import build_shards, release_pages
 
@@ -94,7 +95,8 @@ def peak_rss_bytes() -> int:
 def partition_graph(graph: Graph, parts: int, out: str, servers: int = 1,
                     method: str = "metis", seed: int = 0, overwrite: bool = False,
                     command: str = "", progress: bool = True, undirected: bool = False,
-                    assignment: Optional[np.ndarray] = None) -> dict:
+                    assignment: Optional[np.ndarray] = None, preload_hops: int = 2,
+                    ext_fanout: int = -1) -> dict:
     """Partition ``graph`` into ``parts`` shards written to the folder ``out``.
 
     ``servers`` S > 1 makes a two-level partition (part k on server k // (parts / S));
@@ -102,13 +104,17 @@ def partition_graph(graph: Graph, parts: int, out: str, servers: int = 1,
     replaces an existing partition at ``out``; ``command`` and ``undirected`` are recorded in
     the manifest. ``assignment`` (int64 [N], the part of every node; no part empty)
     replaces the computed one and ``method`` then only names its origin in the manifest (a
-    converted DistDGL partition: ``"distdgl"``). The output appears only when complete (built
+    converted DistDGL partition: ``"distdgl"``). With S > 1 and ``preload_hops`` L > 0 each
+    server's external dependencies within L hops are written to ``server-<s>/`` (``ext_fanout``
+    f >= 0: at most f sampled external in-neighbours per node per hop; see
+    :mod:`gnnsys.partition.preload`). The output appears only when complete (built
     in a hidden sibling folder, then renamed). Returns ``{"out": out, "report": quality report (see
-    :mod:`gnnsys.partition.report`), "timings": {"assign", "relabel_halo", "write", "total"
-    seconds, "peak_rss_bytes"}}`` ("write" includes waiting for the dataset hash, which runs
+    :mod:`gnnsys.partition.report`), "timings": {"assign", "relabel_halo", "write", "preload",
+    "total" seconds, "peak_rss_bytes"}}`` ("write" includes waiting for the dataset hash, which runs
     in a thread during "assign"). Raises :class:`UserError` for bad options or an unusable
     output folder.
     """
+    check_preload_options(preload_hops, ext_fanout)
     if assignment is None:
         check_options(graph.num_nodes, parts, servers, method)
     else:
@@ -130,14 +136,22 @@ def partition_graph(graph: Graph, parts: int, out: str, servers: int = 1,
         writer = ArrayWriter(tmp)
         built = build_shards(graph, assignment, parts, part_server, writer, progress)
         clock = time.perf_counter()
+        preload = None
+        if servers > 1 and preload_hops > 0:
+            preload = build_preloads(graph, part_server[assignment], servers, preload_hops,
+                                     ext_fanout, seed, writer, progress)
+        t_preload = time.perf_counter() - clock
+        clock = time.perf_counter()
         writer.save("assignment.npy", assignment)
         report = make_report(built["parts"], built["server_halo"], part_server,
-                             graph.num_nodes, graph.num_edges)
+                             graph.num_nodes, graph.num_edges, preload)
         write_manifest(tmp, {
             "format_version": FORMAT_VERSION, "gnnsys_version": __version__,
             "dataset": dataset, "method": method, "parts": parts,
             "servers": servers, "part_server": part_server.tolist(), "seed": seed,
             "undirected": undirected, "command": command,
+            **({"preload": {"hops": preload_hops, "ext_fanout": ext_fanout, "seed": seed}}
+               if preload else {}),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "files": writer.files, "report": report})
         _publish(tmp, out)
@@ -146,6 +160,6 @@ def partition_graph(graph: Graph, parts: int, out: str, servers: int = 1,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     timings = {"assign": t_assign, "relabel_halo": built["timings"]["relabel_halo"],
-               "write": t_write, "total": time.perf_counter() - start,
+               "write": t_write, "preload": t_preload, "total": time.perf_counter() - start,
                "peak_rss_bytes": peak_rss_bytes()}
     return {"out": out, "report": report, "timings": timings}

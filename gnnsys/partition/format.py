@@ -8,6 +8,9 @@ A partition of a graph with N nodes into P parts is one folder::
       assignment.npy       int64 [N]: the part of every global node
       part-<k>/            one shard per part k = 0 .. P-1 (every array a plain .npy, so it
                            opens with np.load(..., mmap_mode='r'))
+      server-<s>/          optional (S > 1, manifest key ``preload``: hops, ext_fanout, seed):
+                           server s's preloaded external dependencies, layout in
+                           :mod:`gnnsys.partition.preload`; older readers ignore it
 
 Shard ``part-<k>/`` (n_own owned rows, n_halo halo rows, local rows = owned then halo):
 
@@ -151,6 +154,8 @@ def load_manifest(folder: str) -> dict:
             manifest = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise PartitionError(f"{path}: missing (not a gnnsys partition folder?)") from None
+    except OSError as exc:
+        raise PartitionError(f"{path}: cannot be read ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PartitionError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
@@ -163,7 +168,33 @@ def load_manifest(folder: str) -> dict:
     for key in ("parts", "servers", "part_server", "dataset", "files"):
         if key not in manifest:
             raise PartitionError(f"{path}: missing key '{key}'")
+    _check_manifest_types(path, manifest)
     return manifest
+
+
+def _check_manifest_types(path: str, manifest: dict) -> None:
+    """Raise :class:`PartitionError` unless the manifest's counts are sane integers."""
+    def count(value, name: str, low: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise PartitionError(f"{path}: '{name}' is {value!r}, expected an integer >= {low}")
+        return value
+
+    parts = count(manifest["parts"], "parts", 1)
+    count(manifest["servers"], "servers", 1)
+    dataset, files, part_server = manifest["dataset"], manifest["files"], manifest["part_server"]
+    if not isinstance(dataset, dict) or not isinstance(files, dict):
+        raise PartitionError(f"{path}: 'dataset' and 'files' must be mappings")
+    if not isinstance(part_server, list) or len(part_server) != parts:
+        raise PartitionError(f"{path}: 'part_server' must list the server of each of {parts} parts")
+    for i, server in enumerate(part_server):
+        count(server, f"part_server[{i}]", 0)
+    for key, low in (("num_nodes", 1), ("num_edges", 0), ("num_features", 1),
+                     ("num_classes", 1), ("num_train", 0), ("num_val", 0), ("num_test", 0)):
+        count(dataset.get(key), f"dataset.{key}", low)
+    for relpath, entry in files.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int)
+                and isinstance(entry.get("sha256"), str)):
+            raise PartitionError(f"{path}: bad entry for file {relpath!r}")
 
 
 def check_file(folder: str, relpath: str, entry: dict) -> None:
@@ -235,11 +266,14 @@ class Shard:
 
 def _load_npy(path: str) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:  # numpy < 1.24 cannot memory-map an empty array
-        array = np.load(path, allow_pickle=False)
-        array.flags.writeable = False
-        return array
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError:  # numpy < 1.24 cannot memory-map an empty array
+            array = np.load(path, allow_pickle=False)
+            array.flags.writeable = False
+            return array
+    except Exception as exc:  # noqa: BLE001 - numpy raises several kinds on a bad header
+        raise PartitionError(f"{path}: unreadable ({exc})") from None
 
 
 def open_shard(folder: str, part: int, verify: bool = True,
@@ -265,10 +299,7 @@ def open_shard(folder: str, part: int, verify: bool = True,
         relpath = prefix + name + ".npy"
         if relpath not in manifest["files"]:
             raise PartitionError(f"{os.path.join(folder, MANIFEST)}: does not list {relpath}")
-        try:
-            arrays[name] = _load_npy(os.path.join(folder, relpath))
-        except (OSError, ValueError) as exc:
-            raise PartitionError(f"{os.path.join(folder, relpath)}: unreadable ({exc})") from None
+        arrays[name] = _load_npy(os.path.join(folder, relpath))
     dataset = manifest["dataset"]
     shard = Shard(
         folder=folder, part=part, parts=parts, servers=int(manifest["servers"]),
@@ -309,8 +340,11 @@ def verify_partition(folder: str) -> None:
     Checks the manifest (JSON, checksum, format version), the size and sha256 of every file,
     the dtypes/shapes of every shard, that the shards cover every node exactly once as the
     assignment says, that local source IDs are in range, and that every send list k -> p names
-    exactly p's halo rows for owner k, in order.
+    exactly p's halo rows for owner k, in order; with a preload, the dtypes/shapes of every
+    ``server-<s>/`` (see :mod:`gnnsys.partition.preload`).
     """
+    from gnnsys.partition.preload import open_preload  # preload builds on this module
+
     manifest = load_manifest(folder)
     for relpath, entry in manifest["files"].items():
         check_file(folder, relpath, entry)
@@ -336,3 +370,6 @@ def verify_partition(folder: str) -> None:
             if not np.array_equal(sent, wanted):
                 raise PartitionError(f"{where}/send_index.npy: send list to part {peer.part} "
                                      f"does not match {part_dir(peer.part)}/halo.npy")
+    if "preload" in manifest:
+        for server in range(int(manifest["servers"])):
+            open_preload(folder, server, verify=False, manifest=manifest)

@@ -6,11 +6,12 @@ Definitions (E = directed edges of the canonical graph, N = nodes):
 * balance of a quantity: max over parts / mean over parts (1.0 = perfect);
 * replication factor: sum over parts of (owned + halo rows) / N (1.0 = no halo at all);
 * per server (two-level): owned nodes, in-edges, train nodes, in-edges from other servers and
-  the distinct rows the server needs from other servers (its preload).
+  the distinct rows the server needs from other servers (its 1-hop halo); with a preload,
+  its rows / edges / bytes next to those of the full L-hop closure.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 def _balance(values: Sequence[int]) -> float:
@@ -19,12 +20,13 @@ def _balance(values: Sequence[int]) -> float:
 
 
 def make_report(part_stats: list[dict], server_halo: list[int], part_server: Sequence[int],
-                num_nodes: int, num_edges: int) -> dict:
+                num_nodes: int, num_edges: int, preload: Optional[list[dict]] = None) -> dict:
     """Return the quality report (a JSON-able dict) of a partition.
 
     ``part_stats``: per part ``owned``, ``in_edges``, ``halo``, ``train``, ``cut_in_edges``,
     ``cross_server_in_edges`` (as :func:`gnnsys.partition.shard.build_shards` returns);
-    ``server_halo``: per server, distinct rows needed from other servers.
+    ``server_halo``: per server, distinct rows needed from other servers; ``preload``: per
+    server preload stats (as :func:`gnnsys.partition.preload.build_preloads` returns), or None.
     """
     parts = [dict(stats, part=k, server=int(part_server[k])) for k, stats in enumerate(part_stats)]
     cut = sum(p["cut_in_edges"] for p in parts)
@@ -45,6 +47,8 @@ def make_report(part_stats: list[dict], server_halo: list[int], part_server: Seq
                             "remote_rows": server_halo[s],
                             **{key: sum(p[key] for p in members) for key in
                                ("owned", "in_edges", "train", "cross_server_in_edges")}})
+            if preload:
+                servers[-1]["preload"] = {k: v for k, v in preload[s].items() if k != "server"}
         server_cut = sum(s["cross_server_in_edges"] for s in servers)
         report.update(servers=servers, server_edge_cut=server_cut,
                       server_edge_cut_fraction=server_cut / num_edges if num_edges else 0.0,
@@ -82,4 +86,15 @@ def format_report(report: dict) -> str:
                   f"({100 * report['server_edge_cut_fraction']:.2f}% of edges); server balance: "
                   f"owned {sbal['owned']:.3f}, in-edges {sbal['in_edges']:.3f}, "
                   f"train {sbal['train']:.3f}"]
+        if "preload" in report["servers"][0]:
+            first = report["servers"][0]["preload"]
+            fanout = "all" if first["ext_fanout"] < 0 else first["ext_fanout"]
+            lines += ["", f"preload: {first['hops']} hops, external fanout {fanout} "
+                      "(full = the exact closure)"] + _table(
+                ("server", "preload rows", "edges", "MiB", "full rows", "full edges",
+                 "full MiB", "seconds"),
+                [(s["server"], p["rows"], p["edges"], f"{p['bytes'] / 2**20:.1f}",
+                  p["full_rows"], p["full_edges"], f"{p['full_bytes'] / 2**20:.1f}",
+                  f"{p['seconds']:.2f}")
+                 for s, p in ((s, s["preload"]) for s in report["servers"])])
     return "\n".join(lines)
