@@ -216,12 +216,15 @@ class Codec:
             raise ValueError(f"decode out must be a contiguous [{enc.rows}, {enc.d}] {out_dtype} "
                              f"tensor on {enc.payload.device}, got {out.dtype} "
                              f"{tuple(out.shape)} on {out.device}")
+        payload = enc.payload
+        if payload.storage_offset() % 8:  # a slice of a receive buffer: realign for the views
+            payload = payload.clone()
         if self.bits in (16, 32):
             wire_dtype = torch.float16 if self.bits == 16 else enc.dtype
-            return out.copy_(enc.payload.view(wire_dtype).view(enc.rows, enc.d))
+            return out.copy_(payload.view(wire_dtype).view(enc.rows, enc.d))
         if enc.rows == 0 or enc.d == 0:
             return out
-        data = enc.payload.view(enc.rows, enc.row_bytes)
+        data = payload.view(enc.rows, enc.row_bytes)
         lo, scale = _parse_heads(data, out_dtype)
         if self._use_numba(data):
             K.unpack_numba(data.numpy(), lo.numpy(), scale.numpy(),
@@ -277,7 +280,7 @@ def _parse_heads(data: Tensor, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
 
     A constant row gets ``(value, -0.0)``, so ``lo + level * scale`` is its value bit-exactly.
     """
-    head = data[:, :K.HEAD].contiguous()
+    head = data[:, :K.HEAD].clone(memory_format=torch.contiguous_format)  # aligned, even 1 row
     fp16 = head.view(torch.float16).to(out_dtype)
     head32 = head.view(torch.int32).squeeze(1)
     const = head32 < 0

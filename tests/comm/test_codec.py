@@ -235,3 +235,17 @@ def test_bad_arguments_are_rejected():
         Encoded(enc.payload[:-1], 3, 9, 1)
     with pytest.raises(ValueError, match="row range"):
         enc.slice(2, 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("rows", [1, 3])
+def test_payload_sliced_at_an_odd_offset_of_a_receive_buffer_decodes(rows, bits, backend):
+    # The exchange decodes each peer's block in place from one byte buffer, so a payload can
+    # start at any byte, and a 1-row block is a [1, row_bytes] view with a long stride.
+    codec = Codec(bits, backend=backend)
+    x = torch.randn(rows, 3704)
+    enc = codec.encode(x, seed=5)
+    buf = torch.cat([torch.zeros(3, dtype=torch.uint8), enc.payload])
+    sliced = Encoded(buf[3:], enc.rows, enc.d, enc.bits, enc.dtype)
+    assert torch.equal(codec.decode(sliced), codec.decode(enc))
