@@ -4,7 +4,9 @@ Epoch = forward + backward + Adam step of a 2-layer model (features -> hidden ->
 on a random power-law-ish graph (default 200k nodes / 4M edges, 128 features, hidden 256,
 16 classes), with ``torch.set_num_threads(threads)``. gnnsys runs on a full-graph ``Block``;
 PyG 2.8 runs ``GCNConv(cached=True)`` / ``SAGEConv`` on a ``torch.sparse_csr`` adjacency and,
-with ``--pyg-edge-index``, on ``edge_index`` (slow, several GB). Also times ``hashed_dropout``
+with ``--pyg-edge-index``, on ``edge_index`` (slow, several GB). Where ``dgl`` imports (run it
+with ``.venv-dgl/bin/python``), DGL 2.1's ``GraphConv`` / ``SAGEConv`` join the same run
+(``dgl-gcn``, ``dgl-sage``). Also times ``hashed_dropout``
 against ``F.dropout`` on a ``[nodes, hidden]`` tensor. Epochs of the models are interleaved
 round-robin (the machine may be shared); prints the median of ``--epochs`` epochs (after one
 warm-up) per model and writes them as JSON to ``--out``.
@@ -63,6 +65,34 @@ class PygNet(nn.Module):
         return self.l2(torch.relu(self.l1(x, graph)), graph)
 
 
+class DglNet(nn.Module):
+    """Two DGL convs on a ``DGLGraph``."""
+
+    def __init__(self, make, dims):
+        super().__init__()
+        self.l1, self.l2 = make(dims[0], dims[1]), make(dims[1], dims[2])
+
+    def forward(self, graph, x):
+        return self.l2(graph, torch.relu(self.l1(graph, x)))
+
+
+def dgl_models(indptr: np.ndarray, indices: np.ndarray, dims: tuple) -> dict:
+    """``name -> (factory, graph)`` of the DGL models, or {} where dgl does not import."""
+    try:
+        import dgl
+        import dgl.nn as dglnn
+    except ImportError:
+        return {}
+    n = len(indptr) - 1
+    dst = np.repeat(np.arange(n), np.diff(indptr))
+    g = dgl.graph((torch.as_tensor(indices), torch.as_tensor(dst)), num_nodes=n)
+    g = dgl.add_self_loop(g)  # as gnnsys's and PyG's GCN
+    return {
+        "dgl-gcn": (lambda: DglNet(lambda i, o: dglnn.GraphConv(i, o, norm="both"), dims), g),
+        "dgl-sage": (lambda: DglNet(lambda i, o: dglnn.SAGEConv(i, o, "mean"), dims), g),
+    }
+
+
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, graph, x, y) -> float:
     """Run one epoch (forward, loss, backward, Adam step); return its seconds."""
     t0 = time.perf_counter()
@@ -117,7 +147,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     ap.add_argument("--epochs", type=int, default=5, help="timed epochs per model")
     ap.add_argument("--models", default="gnnsys-gcn,pyg-csr-gcn,gnnsys-sage,pyg-csr-sage",
-                    help="comma-separated models to run (also: pyg-ei-gcn, pyg-ei-sage)")
+                    help="comma-separated models to run (also: pyg-ei-gcn, pyg-ei-sage, and "
+                    "dgl-gcn, dgl-sage where dgl imports)")
     ap.add_argument("--pyg-edge-index", action="store_true",
                     help="also run PyG on edge_index (needs several GB of RAM)")
     ap.add_argument("--seed", type=int, default=0, help="graph / weight seed")
@@ -148,7 +179,11 @@ def main() -> None:
         "pyg-ei-gcn": (lambda: PygNet(lambda i, o: pyg.GCNConv(i, o, cached=True), dims), edge_index),
         "pyg-ei-sage": (lambda: PygNet(pyg.SAGEConv, dims), edge_index),
     }
+    models.update(dgl_models(indptr, indices, dims))
     names = args.models.split(",") + (["pyg-ei-gcn", "pyg-ei-sage"] if args.pyg_edge_index else [])
+    unknown = [name for name in names if name not in models]
+    if unknown:
+        raise SystemExit(f"unknown or unavailable models {unknown}; available: {sorted(models)}")
     runs = {name: (models[name][0](), models[name][1]) for name in names}
     times = time_interleaved(runs, x, y, args.epochs)
     results = {}
