@@ -42,7 +42,7 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -276,6 +276,28 @@ def _load_npy(path: str) -> np.ndarray:
         raise PartitionError(f"{path}: unreadable ({exc})") from None
 
 
+def load_listed_arrays(folder: str, manifest: dict, subdir: str, names: Sequence[str],
+                       verify: bool) -> Dict[str, np.ndarray]:
+    """Return ``{name: memory-mapped array}`` of ``subdir/<name>.npy`` for every name.
+
+    With ``verify`` the size and sha256 of every file under ``subdir`` are checked against the
+    manifest first. Raises :class:`PartitionError` naming a file that is unlisted, damaged or
+    unreadable.
+    """
+    prefix = subdir + "/"
+    if verify:
+        for relpath, entry in manifest["files"].items():
+            if relpath.startswith(prefix):
+                check_file(folder, relpath, entry)
+    arrays = {}
+    for name in names:
+        relpath = prefix + name + ".npy"
+        if relpath not in manifest["files"]:
+            raise PartitionError(f"{os.path.join(folder, MANIFEST)}: does not list {relpath}")
+        arrays[name] = _load_npy(os.path.join(folder, relpath))
+    return arrays
+
+
 def open_shard(folder: str, part: int, verify: bool = True,
                manifest: Optional[dict] = None) -> Shard:
     """Open shard ``part`` of the partition in ``folder``; return a :class:`Shard`.
@@ -289,17 +311,7 @@ def open_shard(folder: str, part: int, verify: bool = True,
     parts = int(manifest["parts"])
     if not 0 <= part < parts:
         raise PartitionError(f"{folder}: part {part} out of range, the partition has {parts} parts")
-    prefix = part_dir(part) + "/"
-    if verify:
-        for relpath, entry in manifest["files"].items():
-            if relpath.startswith(prefix):
-                check_file(folder, relpath, entry)
-    arrays = {}
-    for name in SHARD_ARRAYS:
-        relpath = prefix + name + ".npy"
-        if relpath not in manifest["files"]:
-            raise PartitionError(f"{os.path.join(folder, MANIFEST)}: does not list {relpath}")
-        arrays[name] = _load_npy(os.path.join(folder, relpath))
+    arrays = load_listed_arrays(folder, manifest, part_dir(part), SHARD_ARRAYS, verify)
     dataset = manifest["dataset"]
     shard = Shard(
         folder=folder, part=part, parts=parts, servers=int(manifest["servers"]),

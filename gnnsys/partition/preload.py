@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from gnnsys.errors import UserError
 from gnnsys.graph import Graph
-from gnnsys.partition.format import (MANIFEST, ArrayWriter, PartitionError, _load_npy,
-                                     check_file, load_manifest)
+from gnnsys.partition.format import (ArrayWriter, PartitionError, load_listed_arrays,
+                                     load_manifest)
 from gnnsys.partition.shard import _row_chunks, release_pages
 
 #: the arrays of ``server-<s>/`` (all int64 except ``feat``, float32).
@@ -261,17 +261,7 @@ def open_preload(folder: str, server: int, verify: bool = True,
     if not isinstance(config, dict) or not 0 <= server < int(manifest["servers"]):
         raise PartitionError(f"{folder}: no preload for server {server} (partition with "
                              "--servers S > 1 and --preload-hops L > 0)")
-    prefix = server_dir(server) + "/"
-    if verify:
-        for relpath, entry in manifest["files"].items():
-            if relpath.startswith(prefix):
-                check_file(folder, relpath, entry)
-    arrays = {}
-    for name in PRELOAD_ARRAYS:
-        relpath = prefix + name + ".npy"
-        if relpath not in manifest["files"]:
-            raise PartitionError(f"{os.path.join(folder, MANIFEST)}: does not list {relpath}")
-        arrays[name] = _load_npy(os.path.join(folder, relpath))
+    arrays = load_listed_arrays(folder, manifest, server_dir(server), PRELOAD_ARRAYS, verify)
     pre = Preload(folder=folder, server=server, hops=int(config["hops"]),
                   ext_fanout=int(config["ext_fanout"]), manifest=manifest, **arrays)
     _check_shapes(pre, int(manifest["dataset"]["num_features"]))
