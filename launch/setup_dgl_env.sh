@@ -8,21 +8,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 DGL_VENV="$GNNSYS_ROOT/.venv-dgl"
-DGL_STAMP="$DGL_VENV/.gnnsys-deps"
-dgl_want="$(cat "$GNNSYS_ROOT/launch/requirements-dgl.txt" "$GNNSYS_ROOT/setup.cfg" \
-    | sha256sum | cut -d' ' -f1)"
-if [ ! -x "$DGL_VENV/bin/python" ]; then
-    echo "[setup-dgl] creating $DGL_VENV" >&2
-    python3 -m venv "$DGL_VENV"
-fi
-if [ "$(cat "$DGL_STAMP" 2>/dev/null)" != "$dgl_want" ]; then
-    echo "[setup-dgl] installing the DGL stack (about 2 minutes and 6 GB the first time)" >&2
-    "$DGL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -r "$GNNSYS_ROOT/launch/requirements-dgl.txt" 2>&1 \
-        | { grep -v "^WARNING: Location" || true; } >&2
-    "$DGL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-        -e "$GNNSYS_ROOT" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
-    echo "$dgl_want" > "$DGL_STAMP"
-fi
+ensure_venv "$DGL_VENV" "$GNNSYS_ROOT/launch/requirements-dgl.txt" setup-dgl \
+    "installing the DGL stack (about 2 minutes and 6 GB the first time)" --no-deps
 export PATH="$DGL_VENV/bin:$PATH"
 export DGLBACKEND="${DGLBACKEND:-pytorch}"

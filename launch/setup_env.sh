@@ -5,19 +5,39 @@
 set -euo pipefail
 GNNSYS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$GNNSYS_ROOT/.venv"
-STAMP="$VENV/.gnnsys-deps"
-want="$(cat "$GNNSYS_ROOT/launch/requirements.txt" "$GNNSYS_ROOT/setup.cfg" | sha256sum | cut -d' ' -f1)"
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "[setup] creating $VENV" >&2
-    python3 -m venv "$VENV"
-fi
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-    echo "[setup] installing pinned dependencies (about a minute the first time)" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -r "$GNNSYS_ROOT/launch/requirements.txt" -e "$GNNSYS_ROOT" 2>&1 \
+
+_pip() {  # _pip VENV ARGS...: a quiet pip install into VENV
+    local dir="$1"; shift
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
         | { grep -v "^WARNING: Location" || true; } >&2
-    echo "$want" > "$STAMP"
-fi
+}
+
+# ensure_venv DIR REQUIREMENTS TAG MESSAGE [--no-deps]: create the venv DIR when missing and,
+# when REQUIREMENTS or setup.cfg changed since the last install (a sha256 stamp), install the
+# pinned REQUIREMENTS and gnnsys (editable) in ONE pip command; with --no-deps gnnsys goes in
+# a second command without dependencies (the DGL stack pins an older torch and numpy).
+ensure_venv() {
+    local dir="$1" reqs="$2" tag="$3" message="$4" no_deps="${5:-}"
+    local stamp="$dir/.gnnsys-deps" want
+    want="$(cat "$reqs" "$GNNSYS_ROOT/setup.cfg" | sha256sum | cut -d' ' -f1)"
+    if [ ! -x "$dir/bin/python" ]; then
+        echo "[$tag] creating $dir" >&2
+        python3 -m venv "$dir"
+    fi
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "[$tag] $message" >&2
+        if [ "$no_deps" = --no-deps ]; then
+            _pip "$dir" -r "$reqs"
+            _pip "$dir" --no-deps -e "$GNNSYS_ROOT"
+        else
+            _pip "$dir" -r "$reqs" -e "$GNNSYS_ROOT"
+        fi
+        echo "$want" > "$stamp"
+    fi
+}
+
+ensure_venv "$VENV" "$GNNSYS_ROOT/launch/requirements.txt" setup \
+    "installing pinned dependencies (about a minute the first time)"
 export PATH="$VENV/bin:$PATH"
 # Open MPI refuses to run as root unless told; ranks share 2 cores here, so one thread each.
 if [ "$(id -u)" = 0 ]; then
