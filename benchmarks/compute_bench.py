@@ -43,37 +43,19 @@ def power_law_graph(n: int, e: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return indptr, indices
 
 
-class GnnsysNet(nn.Module):
-    """Two gnnsys layers on a block."""
+class TwoLayerNet(nn.Module):
+    """conv -> ReLU -> conv, each built as ``make(in_dim, out_dim)``; gnnsys and DGL convs are
+    called as ``conv(graph, x)``, PyG convs (``graph_last=True``) as ``conv(x, graph)``."""
 
-    def __init__(self, cls, dims):
-        super().__init__()
-        self.l1, self.l2 = cls(dims[0], dims[1]), cls(dims[1], dims[2])
-
-    def forward(self, graph, x):
-        return self.l2(graph, torch.relu(self.l1(graph, x)))
-
-
-class PygNet(nn.Module):
-    """Two PyG convs on an adjacency (sparse CSR ``adj_t`` or ``edge_index``)."""
-
-    def __init__(self, make, dims):
+    def __init__(self, make, dims, graph_last: bool = False):
         super().__init__()
         self.l1, self.l2 = make(dims[0], dims[1]), make(dims[1], dims[2])
+        self.graph_last = graph_last
 
     def forward(self, graph, x):
-        return self.l2(torch.relu(self.l1(x, graph)), graph)
-
-
-class DglNet(nn.Module):
-    """Two DGL convs on a ``DGLGraph``."""
-
-    def __init__(self, make, dims):
-        super().__init__()
-        self.l1, self.l2 = make(dims[0], dims[1]), make(dims[1], dims[2])
-
-    def forward(self, graph, x):
-        return self.l2(graph, torch.relu(self.l1(graph, x)))
+        conv = (lambda layer, h: layer(h, graph)) if self.graph_last else \
+            (lambda layer, h: layer(graph, h))
+        return conv(self.l2, torch.relu(conv(self.l1, x)))
 
 
 def dgl_models(indptr: np.ndarray, indices: np.ndarray, dims: tuple) -> dict:
@@ -88,8 +70,8 @@ def dgl_models(indptr: np.ndarray, indices: np.ndarray, dims: tuple) -> dict:
     g = dgl.graph((torch.as_tensor(indices), torch.as_tensor(dst)), num_nodes=n)
     g = dgl.add_self_loop(g)  # as gnnsys's and PyG's GCN
     return {
-        "dgl-gcn": (lambda: DglNet(lambda i, o: dglnn.GraphConv(i, o, norm="both"), dims), g),
-        "dgl-sage": (lambda: DglNet(lambda i, o: dglnn.SAGEConv(i, o, "mean"), dims), g),
+        "dgl-gcn": (lambda: TwoLayerNet(lambda i, o: dglnn.GraphConv(i, o, norm="both"), dims), g),
+        "dgl-sage": (lambda: TwoLayerNet(lambda i, o: dglnn.SAGEConv(i, o, "mean"), dims), g),
     }
 
 
@@ -171,13 +153,14 @@ def main() -> None:
     ip, ix = torch.as_tensor(indptr), torch.as_tensor(indices)
     adj_t = csr_matrix(ip, ix, torch.ones(e), (n, n))
     edge_index = torch.stack([ix, torch.repeat_interleave(torch.arange(n), ip[1:] - ip[:-1])])
+    pyg_gcn = lambda i, o: pyg.GCNConv(i, o, cached=True)  # noqa: E731
     models = {
-        "gnnsys-gcn": (lambda: GnnsysNet(GCNConv, dims), block),
-        "gnnsys-sage": (lambda: GnnsysNet(SAGEConv, dims), block),
-        "pyg-csr-gcn": (lambda: PygNet(lambda i, o: pyg.GCNConv(i, o, cached=True), dims), adj_t),
-        "pyg-csr-sage": (lambda: PygNet(pyg.SAGEConv, dims), adj_t),
-        "pyg-ei-gcn": (lambda: PygNet(lambda i, o: pyg.GCNConv(i, o, cached=True), dims), edge_index),
-        "pyg-ei-sage": (lambda: PygNet(pyg.SAGEConv, dims), edge_index),
+        "gnnsys-gcn": (lambda: TwoLayerNet(GCNConv, dims), block),
+        "gnnsys-sage": (lambda: TwoLayerNet(SAGEConv, dims), block),
+        "pyg-csr-gcn": (lambda: TwoLayerNet(pyg_gcn, dims, graph_last=True), adj_t),
+        "pyg-csr-sage": (lambda: TwoLayerNet(pyg.SAGEConv, dims, graph_last=True), adj_t),
+        "pyg-ei-gcn": (lambda: TwoLayerNet(pyg_gcn, dims, graph_last=True), edge_index),
+        "pyg-ei-sage": (lambda: TwoLayerNet(pyg.SAGEConv, dims, graph_last=True), edge_index),
     }
     models.update(dgl_models(indptr, indices, dims))
     names = args.models.split(",") + (["pyg-ei-gcn", "pyg-ei-sage"] if args.pyg_edge_index else [])
