@@ -59,6 +59,16 @@ class TrainConfig:
                            "epochs (0 = only the first)")
     pipeline: bool = _opt(False, "run the halo exchange on a communication thread, overlapped "
                           "with computation (implies --staleness 1 when it is 0)")
+    mode: str = _opt("exchange", "exchange: layer-wise halo exchange with every part that holds "
+                     "a neighbour; preload: each server reads the external neighbours its "
+                     "partition preloaded (--servers/--preload-hops of `gnnsys partition`), so "
+                     "only weight gradients cross servers", ("exchange", "preload"))
+    batch_size: str = _opt("full", "seed nodes per server per step: full (one exact step per "
+                           "epoch) or N (minibatches reshuffled every epoch)")
+    fanouts: str = _opt("-1", "sampled in-neighbours per layer, input layer first, e.g. 10,25; "
+                        "-1 = all (one value applies to every layer)")
+    ranks_per_server: int = _opt(0, "group consecutive ranks into servers of N ranks instead "
+                                 "of by host (0 = by host; to emulate servers on one machine)")
     eval_every: int = _opt(1, "evaluate val/test accuracy every N epochs (and at the last)")
     metrics: Optional[str] = _opt(None, "write one JSON line per epoch to this file (rank 0)")
     save_predictions: Optional[str] = _opt(None, "write predicted classes to this .npy, "
@@ -96,9 +106,33 @@ class TrainConfig:
             self.staleness = 1
         if self.pipeline and self.backend != "mpi":
             raise UserError("--pipeline needs --backend mpi")
+        if self.ranks_per_server < 0:
+            raise UserError("--ranks-per-server must be >= 0")
+        if self.minibatch and (self.staleness or self.pipeline):
+            raise UserError("--staleness and --pipeline need full-graph steps (--batch-size "
+                            "full --fanouts -1): stale halo rows are reused across epochs")
         if self.model == "gat" and self.layer is None and self.hidden % self.heads:
             raise UserError(f"--hidden {self.hidden} is not divisible by --heads {self.heads}")
         return self
+
+    @property
+    def batch_seeds(self) -> Optional[int]:
+        """Seeds per server per step, or None for full-graph steps (parsed ``--batch-size``)."""
+        from gnnsys.train.batcher import parse_batch_size
+
+        return parse_batch_size(self.batch_size)
+
+    @property
+    def fanout_list(self) -> list:
+        """Parsed ``--fanouts``: one int per layer, -1 = all in-neighbours."""
+        from gnnsys.train.sampler import parse_fanouts
+
+        return parse_fanouts(self.fanouts, self.layers)
+
+    @property
+    def minibatch(self) -> bool:
+        """True when steps are sampled minibatches (a batch size or a fanout is set)."""
+        return self.batch_seeds is not None or any(f != -1 for f in self.fanout_list)
 
     def to_dict(self) -> dict:
         """Return the options as a plain dict (what is saved with the results)."""

@@ -148,6 +148,16 @@ class HaloExchange:
         """Index-add gradients received for the send rows into ``grad_own`` (in place)."""
         return grad_own.index_add_(0, self._send_index_on(grad_own.device), received)
 
+    def with_plan(self, plan: ExchangePlan) -> "HaloExchange":
+        """Return an exchange over the same transport, codecs and counters for ``plan``.
+
+        For plans that change every step (sampled minibatches): their counts were agreed by the
+        ID requests that built them, so the constructor's collective count check is skipped.
+        """
+        other = object.__new__(HaloExchange)
+        other.__dict__.update(self.__dict__, plan=plan, _send_index={})
+        return other
+
     def _check_rows(self, h_own: torch.Tensor) -> None:
         if h_own.dim() != 2 or h_own.shape[0] != self.plan.n_own:
             raise ValueError(f"halo exchange expects [{self.plan.n_own}, d] owned rows, got "

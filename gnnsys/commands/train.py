@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from gnnsys.comm.bootstrap import init_distributed
     from gnnsys.train.loop import AgreedFailure, Trainer
 
-    ctx = init_distributed(backend=cfg.backend, device=cfg.device)
+    ctx = init_distributed(backend=cfg.backend, device=cfg.device,
+                           ranks_per_server=cfg.ranks_per_server or None)
     try:
         if ctx.size == 1:
             try:

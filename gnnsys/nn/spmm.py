@@ -103,7 +103,7 @@ def spmm(
     if values.requires_grad and (edge_src is None or edge_dst is None):
         raise ValueError("spmm: edge_src/edge_dst are required when values require grad")
     empty = values.new_empty(0, dtype=torch.int64)
-    flat = h.reshape(h.shape[0], -1).contiguous()
+    flat = h.flatten(1).contiguous() if h.dim() > 1 else h.reshape(-1, 1)
     out = CSRSpMM.apply(
         flat, values, adj, adj_t,
         empty if edge_src is None else edge_src,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Optional
 
 import numpy as np
@@ -23,6 +24,7 @@ from gnnsys.comm.codec import Codec
 from gnnsys.comm.counters import ByteCounters
 from gnnsys.comm.exchange import HaloExchange
 from gnnsys.comm.pipeline import CommWorker
+from gnnsys.comm.requests import alltoall_arrays
 from gnnsys.comm.plan import ExchangePlan
 from gnnsys.comm.staleness import StaleHaloExchange
 from gnnsys.comm.watchdog import Watchdog
@@ -30,8 +32,10 @@ from gnnsys.config import TrainConfig
 from gnnsys.data.transforms import normalize_features
 from gnnsys.errors import RuntimeFailure, UserError
 from gnnsys.nn.block import Block
-from gnnsys.partition.format import load_manifest, open_shard
+from gnnsys.partition.format import check_file, load_manifest, open_shard
+from gnnsys.partition.preload import open_preload
 from gnnsys.train import checkpoint
+from gnnsys.train.batched import MinibatchEpochs
 from gnnsys.train.metrics import MetricsWriter, epoch_record, final_line
 from gnnsys.train.model import GNN, build_model
 
@@ -80,7 +84,10 @@ class Trainer:
             raise UserError("--device cuda given but no CUDA device is available")
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         _set_threads(cfg, ctx)
-        shard = open_shard(cfg.partition, ctx.rank, verify=True)
+        shard = open_shard(cfg.partition, ctx.rank, verify=True, manifest=manifest)
+        self.preload_stats = {}
+        if cfg.mode == "preload":
+            shard = self._preload_shard(shard, manifest)
         self.global_train = int(manifest["dataset"]["num_train"])
         if self.global_train == 0:
             raise UserError(f"partition {cfg.partition} has no training nodes")
@@ -92,6 +99,9 @@ class Trainer:
         self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend,
                                      codecs=codecs, seed=cfg.seed, worker=self.worker)
         self.stale = StaleHaloExchange(self.exchange, cfg.staleness) if cfg.staleness else None
+        self.batches = (MinibatchEpochs(ctx, shard, np.asarray(manifest["part_server"]),
+                                        cfg.batch_seeds, cfg.fanout_list, self.exchange, cfg.seed)
+                        if cfg.minibatch else None)
         self.epoch = 0
         self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
@@ -121,6 +131,25 @@ class Trainer:
                            in_deg=tensor(shard.in_deg), out_deg=tensor(shard.out_deg))
         self.block = self.block.to(device=dev, dtype=dt)
         self.train_idx = torch.nonzero(self.masks["train"]).flatten()
+
+    def _preload_shard(self, shard, manifest: dict):
+        """Return this worker's :class:`PreloadShard` (collective) and set ``preload_stats``."""
+        from gnnsys.train.preload_shard import build_preload_shard
+
+        folder = self.cfg.partition
+        pre = open_preload(folder, shard.server, verify=True, manifest=manifest)
+        if pre.hops < self.cfg.layers:
+            raise UserError(f"partition {folder} preloads {pre.hops} hop(s) but the model has "
+                            f"{self.cfg.layers} layers: partition again with --preload-hops "
+                            f"{self.cfg.layers}")
+        check_file(folder, "assignment.npy", manifest["files"]["assignment.npy"])
+        assignment = np.load(os.path.join(folder, "assignment.npy"), mmap_mode="r")
+        local = build_preload_shard(shard, pre, assignment, partial(alltoall_arrays, self.ctx))
+        rows = local.preload_range[1] - local.preload_range[0]
+        totals = self.ctx.allreduce_sum(np.array([rows, rows * pre.feat.shape[1] * 4],
+                                                 dtype=np.int64))
+        self.preload_stats = {"preload_rows": int(totals[0]), "preload_bytes": int(totals[1])}
+        return local
 
     def _plan(self, shard) -> ExchangePlan:
         links = [self.ctx.link_of(peer) for peer in range(self.ctx.size)]
@@ -153,11 +182,14 @@ class Trainer:
         return epoch == self.start_epoch or bool(every and epoch % every == 0)
 
     def train_epoch(self, epoch: int) -> dict:
-        """Run one full-graph training step; return loss, train accuracy, times and bytes."""
+        """Run one epoch (one full-graph step, or the sampled minibatch steps); return loss,
+        train accuracy, times and bytes."""
         self.model.train()
         self.counters.reset()
         self.epoch = epoch
         start = time.perf_counter()
+        if self.batches is not None:
+            return self._minibatch_epoch(epoch, start)
         if self.stale is not None:
             self.stale.begin_epoch(epoch, sync=self._is_sync_epoch(epoch))
         self.optimizer.zero_grad(set_to_none=True)
@@ -177,18 +209,38 @@ class Trainer:
         if not np.isfinite(loss_total):
             raise AgreedFailure(f"loss is {loss_total} at epoch {epoch}: lower --lr or check "
                                  "the features")
-        c = self.counters
-        times = self._max_over_ranks([epoch_s, c.comm_wait_s, c.comm_s, c.codec_s,
-                                      epoch_s - c.comm_wait_s - c.codec_s, _rss_mb()])
-        stats = {"loss": loss_total / self.global_train,
-                 "train_acc": correct_total / self.global_train,
-                 "epoch_s": times[0], "compute_s": max(0.0, times[4]), "comm_s": times[2],
-                 "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx),
-                 "rss_mb": times[5]}
+        stats = self._epoch_stats(epoch_s, loss_total / self.global_train,
+                                  correct_total / self.global_train)
         if self.stale is not None:
             stats["staleness"] = self.stale.epoch_max_age
             stats["sync"] = self.stale.sync
         return stats
+
+    def _minibatch_epoch(self, epoch: int, start: float) -> dict:
+        """Run the sampled steps of one epoch; return the stats of :meth:`train_epoch` plus
+        ``steps`` and ``sampled_edges`` (per step, summed over ranks)."""
+        out = self.batches.run(self.model, self.optimizer, self.feat, self.label,
+                               self.global_ids, epoch, self.cfg.backend, self.watchdog.beat)
+        epoch_s = time.perf_counter() - start
+        loss, correct, seeds, edges = allreduce_scalars(
+            np.array([out["loss_sum"], out["correct"], out["seeds"], out["sampled_edges"]],
+                     dtype=np.float64), self.ctx)
+        if not np.isfinite(loss):
+            raise AgreedFailure(f"loss is {loss} at epoch {epoch}: lower --lr or check the "
+                                 "features")
+        stats = self._epoch_stats(epoch_s, loss / max(seeds, 1), correct / max(seeds, 1))
+        stats.update(steps=out["steps"], sampled_edges=int(edges) // max(out["steps"], 1))
+        return stats
+
+    def _epoch_stats(self, epoch_s: float, loss: float, train_acc: float) -> dict:
+        """The metrics record of an epoch: times (maxima over ranks), bytes (sums), memory."""
+        c = self.counters
+        times = self._max_over_ranks([epoch_s, c.comm_wait_s, c.comm_s, c.codec_s,
+                                      epoch_s - c.comm_wait_s - c.codec_s, _rss_mb()])
+        return {"loss": loss, "train_acc": train_acc,
+                "epoch_s": times[0], "compute_s": max(0.0, times[4]), "comm_s": times[2],
+                "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx),
+                "rss_mb": times[5], **self.preload_stats}
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -307,7 +359,8 @@ class Trainer:
             print(f"gnnsys: resumed from {found[0].name} (epoch {self.start_epoch})", flush=True)
 
     def _save_predictions(self, path: str) -> None:
-        local = np.stack([self.orig_ids, self.last_pred.cpu().numpy()]).astype(np.int64)
+        pred = self.last_pred[: len(self.orig_ids)].cpu().numpy()  # preloaded rows are not ours
+        local = np.stack([self.orig_ids, pred]).astype(np.int64)
         if self.ctx.size > 1:
             gathered = self.ctx.comm.gather(local, root=0)
             if self.ctx.rank != 0:

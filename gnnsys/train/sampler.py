@@ -26,7 +26,7 @@ length); GAT's edge softmax and GIN's sum run over the sampled edges.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numba
@@ -162,8 +162,8 @@ class LocalGraph:
         indptr: ``int64 [n_own + 1]`` in-edge CSR of the owned rows.
         indices: ``int64 [E]`` local source rows (owned ``0 .. n_own-1``, then halo rows),
             each row ascending by global ID.
-        global_ids: ``int64 [n_own + n_halo]`` global ID of every local row (owned ascending,
-            then halo grouped by owner part, ascending within an owner).
+        global_ids: ``int64 [n_own + n_halo]`` global ID of every local row (owned rows, then
+            halo grouped by owner part, ascending within an owner).
         num_own: number of owned rows.
         halo_offsets: ``int64 [P + 1]``: halo rows of part p are ``num_own + halo_offsets[p] :
             num_own + halo_offsets[p + 1]``.
@@ -177,6 +177,7 @@ class LocalGraph:
     halo_offsets: np.ndarray
     in_deg: np.ndarray
     out_deg: np.ndarray
+    _owned_order: Optional[np.ndarray] = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_shard(cls, shard) -> "LocalGraph":
@@ -205,12 +206,19 @@ class LocalGraph:
         return np.searchsorted(self.halo_offsets, rows - self.num_own, side="right") - 1
 
     def local_of_owned(self, gids: np.ndarray) -> np.ndarray:
-        """Return the owned local rows of global IDs ``gids`` (all must be owned here)."""
-        rows = np.searchsorted(self.global_ids[: self.num_own], gids)
-        if len(gids) and (rows.max() >= self.num_own or
-                          np.any(self.global_ids[rows] != gids)):
+        """Return the owned local rows of global IDs ``gids`` (all must be owned here).
+
+        Owned rows need not be ascending (a preload worker's own nodes are followed by its
+        preloaded rows): the lookup goes through a sorted order built once.
+        """
+        if self._owned_order is None:
+            self._owned_order = np.argsort(self.global_ids[: self.num_own], kind="stable")
+        order = self._owned_order
+        at = np.searchsorted(self.global_ids[order], gids)
+        if len(gids) and (at.max() >= self.num_own or
+                          np.any(self.global_ids[order[at.clip(0, self.num_own - 1)]] != gids)):
             raise ValueError("local_of_owned: some global IDs are not owned by this part")
-        return rows
+        return order[at] if len(gids) else at
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Run under mpirun by tests/train: train each (partition, kind) job, rank 0 saves the results.
 
-Usage: python _train_worker.py OUT_DIR PARTITION:KIND[:EXTRA] ...
-Each job trains 20 epochs in float64 with dropout on; rank 0 writes OUT_DIR/<i>.npz with the
-per-epoch losses and the final parameters.
+Usage: python _train_worker.py [--ranks-per-server=N] OUT_DIR PARTITION:KIND[:OPTS] ...
+Each job trains 20 epochs in float64 with dropout on (OPTS: extra TrainConfig options,
+``name=value`` joined by ``,``, e.g. ``mode=preload,batch_size=16``); rank 0 writes
+OUT_DIR/<i>.npz with the per-epoch losses, the final parameters, the bytes sent per link class
+and kind summed over epochs (``bytes:<link>:<kind>``) and the steps per epoch.
 """
 import sys
 
@@ -23,16 +25,31 @@ def job_config(partition: str, kind: str, **extra) -> TrainConfig:
     return TrainConfig(partition=partition, **{**COMMON, **KINDS[kind], **extra}).validate()
 
 
+def parse_job(job: str) -> tuple:
+    """Split ``PARTITION:KIND[:name=value,...]`` into (partition, kind, extra options)."""
+    partition, kind, *opts = job.split(":")
+    extra = dict(item.split("=", 1) for item in opts[0].split(",")) if opts else {}
+    return partition, kind, {k: (int(v) if v.lstrip("-").isdigit() else v)
+                             for k, v in extra.items()}
+
+
 def main() -> None:
-    out_dir, jobs = sys.argv[1], sys.argv[2:]
-    ctx = init_distributed()
+    args = sys.argv[1:]
+    per_server = None
+    if args[0].startswith("--ranks-per-server="):
+        per_server = int(args.pop(0).split("=", 1)[1])
+    out_dir, jobs = args[0], args[1:]
+    ctx = init_distributed(ranks_per_server=per_server)
     for index, job in enumerate(jobs):
-        partition, kind = job.rsplit(":", 1)
-        result = Trainer(job_config(partition, kind), ctx).run()
+        partition, kind, extra = parse_job(job)
+        result = Trainer(job_config(partition, kind, **extra), ctx).run()
         if ctx.rank == 0:
             params = {k: v.detach().numpy() for k, v in result.model.named_parameters()}
+            sent = {f"bytes:{link}:{kind}": sum(r["bytes"][link][kind] for r in result.history)
+                    for link in ("intra", "inter") for kind in result.history[0]["bytes"][link]}
             np.savez(f"{out_dir}/{index}.npz", losses=np.array([r["loss"] for r in result.history]),
-                     **{"param:" + k: v for k, v in params.items()})
+                     steps=np.array([r.get("steps", 1) for r in result.history]),
+                     **sent, **{"param:" + k: v for k, v in params.items()})
     ctx.close()
 
 

@@ -1,0 +1,204 @@
+"""A preload worker's local graph (``--mode preload``): no halo row ever comes from another server.
+
+Server s holds its own nodes (split among its workers by the partition) and its preload: the
+external nodes within L hops (:mod:`gnnsys.partition.preload`). The preload rows are split among
+the workers of s in contiguous ranges (worker i of W takes rows ``i*n//W : (i+1)*n//W``, hop
+order), so every row of the server's closure has exactly one owner worker. A worker's local
+rows are then
+
+* its "extended owned" rows: the nodes its part owns (hop 0; the only rows with labels, loss and
+  accuracy), followed by its range of preloaded rows;
+* its halo rows: the sources of its edges that another worker of the SAME server owns, grouped
+  by owner part, ascending global ID within an owner.
+
+Edges: an owned node keeps its in-edges from server-owned sources (the shard's CSR) plus the
+server's kept cross-server in-edges into it (``boundary_dst/src``: all of them with
+``--ext-fanout -1``, a uniform sample of f per node otherwise); a preloaded row has the in-edges
+stored in the preload (empty at the last hop). Degrees are GLOBAL, as everywhere.
+
+Every layer computes every local row; a row at hop h is exact up to layer L - h, which is all
+its consumers read, so with ``--ext-fanout -1`` and L >= layers the owned rows' outputs (and
+hence loss and weight gradients) equal single-process training. The rows a layer exchanges
+travel only between the workers of a server: across servers only weight gradients move.
+
+The result quacks like :class:`gnnsys.partition.format.Shard` (the attributes the trainer and
+the sampler read), so full-graph, minibatch, quantized and stale training run on it unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from gnnsys.errors import UserError
+from gnnsys.partition.preload import Preload
+
+#: ``request(arrays_by_part) -> arrays_from_each_part``: an all-to-all of int64 arrays over
+#: every rank (:func:`gnnsys.comm.requests.alltoall_arrays`); collective.
+Request = Callable[[list], list]
+
+
+@dataclass
+class PreloadShard:
+    """The local rows and exchange layout of one preload worker (see the module docstring).
+
+    ``owned`` are the global IDs of the extended owned rows (the part's nodes, then its preload
+    range); labels and masks cover them (preloaded rows: label -1, every mask False);
+    ``orig_ids`` covers only the part's own nodes (``num_part_owned`` rows). Other attributes
+    follow :class:`~gnnsys.partition.format.Shard`.
+    """
+
+    folder: str
+    part: int
+    owned: np.ndarray
+    halo: np.ndarray
+    halo_offsets: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    send_index: np.ndarray
+    send_offsets: np.ndarray
+    feat: np.ndarray
+    label: np.ndarray
+    train_mask: np.ndarray
+    val_mask: np.ndarray
+    test_mask: np.ndarray
+    orig_ids: np.ndarray
+    in_deg: np.ndarray
+    out_deg: np.ndarray
+    num_part_owned: int
+    preload_range: tuple
+
+    @property
+    def num_owned(self) -> int:
+        """Number of extended owned rows (part nodes + preload range)."""
+        return int(self.owned.shape[0])
+
+    @property
+    def num_halo(self) -> int:
+        """Number of halo rows (all from workers of this server)."""
+        return int(self.halo.shape[0])
+
+
+def preload_ranges(rows: int, workers: int) -> np.ndarray:
+    """Return ``int64 [workers + 1]`` bounds: worker i takes preload rows ``b[i]:b[i+1]``."""
+    return (np.arange(workers + 1, dtype=np.int64) * rows) // max(1, workers)
+
+
+def build_preload_shard(shard, pre: Preload, assignment: np.ndarray,
+                        request: Request) -> PreloadShard:
+    """Return the :class:`PreloadShard` of ``shard``'s part (collective: calls ``request`` twice).
+
+    Args:
+        shard: the part's :class:`~gnnsys.partition.format.Shard`.
+        pre: the preload of the part's server.
+        assignment: ``int64 [N]`` part of every global node (``assignment.npy``).
+        request: see :data:`Request`.
+    """
+    part_server = np.asarray(shard.part_server, dtype=np.int64)
+    server = int(part_server[shard.part])
+    server_parts = np.flatnonzero(part_server == server)
+    bounds = preload_ranges(pre.num_rows, len(server_parts))
+    mine = int(np.searchsorted(server_parts, shard.part))
+    lo, hi = int(bounds[mine]), int(bounds[mine + 1])
+    pre_nodes = np.asarray(pre.nodes)
+
+    own_dst, own_src = _owned_in_edges(shard, pre, assignment, part_server, server)
+    n_own = shard.num_owned
+    counts = np.bincount(own_dst, minlength=n_own)
+    pre_start, pre_end = int(pre.indptr[lo]), int(pre.indptr[hi])
+    indptr = np.concatenate([[0], np.cumsum(counts),
+                             counts.sum() + np.asarray(pre.indptr[lo + 1:hi + 1]) - pre_start])
+    src_gids = np.concatenate([own_src, np.asarray(pre.indices[pre_start:pre_end])])
+    ext_gids = np.concatenate([np.asarray(shard.owned), pre_nodes[lo:hi]])
+
+    halo, owners = _halo_rows(src_gids, ext_gids, assignment, part_server, server,
+                              _PreloadOwner(pre_nodes, bounds, server_parts))
+    if np.any(owners == shard.part):
+        raise UserError(f"{shard.folder}: part {shard.part}'s preload lists its own nodes "
+                        "as external; partition again")
+    halo_offsets = np.concatenate([[0], np.cumsum(np.bincount(owners, minlength=shard.parts))])
+    indices = _lookup(np.concatenate([ext_gids, halo]), src_gids)
+
+    wanted = request(np.split(halo, halo_offsets[1:-1]))
+    send_index = _lookup(ext_gids, np.concatenate(wanted) if wanted else halo[:0])
+    send_offsets = np.concatenate([[0], np.cumsum([len(w) for w in wanted])])
+    in_ext = np.concatenate([np.asarray(shard.in_deg[:n_own]), np.asarray(pre.in_deg[lo:hi])])
+    out_ext = np.concatenate([np.asarray(shard.out_deg[:n_own]), np.asarray(pre.out_deg[lo:hi])])
+    sent = [np.stack([in_ext[rows], out_ext[rows]], 1).reshape(-1)
+            for rows in np.split(send_index, send_offsets[1:-1])]
+    halo_deg = np.concatenate(request(sent)).reshape(-1, 2)
+
+    n_pre = hi - lo
+    no = np.zeros(n_pre, dtype=bool)
+    return PreloadShard(
+        folder=shard.folder, part=shard.part, owned=ext_gids, halo=halo,
+        halo_offsets=halo_offsets, indptr=indptr.astype(np.int64), indices=indices,
+        send_index=send_index, send_offsets=send_offsets.astype(np.int64),
+        feat=np.concatenate([np.asarray(shard.feat), np.asarray(pre.feat[lo:hi])]),
+        label=np.concatenate([np.asarray(shard.label), np.full(n_pre, -1, np.int64)]),
+        train_mask=np.concatenate([np.asarray(shard.train_mask), no]),
+        val_mask=np.concatenate([np.asarray(shard.val_mask), no]),
+        test_mask=np.concatenate([np.asarray(shard.test_mask), no]),
+        orig_ids=np.asarray(shard.orig_ids), in_deg=np.concatenate([in_ext, halo_deg[:, 0]]),
+        out_deg=np.concatenate([out_ext, halo_deg[:, 1]]), num_part_owned=n_own,
+        preload_range=(lo, hi))
+
+
+def _owned_in_edges(shard, pre: Preload, assignment: np.ndarray, part_server: np.ndarray,
+                    server: int) -> tuple[np.ndarray, np.ndarray]:
+    """In-edges of the part's own rows, sorted by (dst row, src global ID): the shard's edges
+    from server-owned sources plus the kept cross-server (boundary) edges into the part."""
+    n_own = shard.num_owned
+    indptr, indices = np.asarray(shard.indptr), np.asarray(shard.indices)
+    local_gids = np.concatenate([np.asarray(shard.owned), np.asarray(shard.halo)])
+    halo_owner = np.repeat(np.arange(shard.parts), np.diff(np.asarray(shard.halo_offsets)))
+    row_server = np.concatenate([np.full(n_own, server), part_server[halo_owner]])
+    dst = np.repeat(np.arange(n_own, dtype=np.int64), np.diff(indptr))
+    keep = row_server[indices] == server
+    b_dst, b_src = np.asarray(pre.boundary_dst), np.asarray(pre.boundary_src)
+    into_part = assignment[b_dst] == shard.part
+    dst = np.concatenate([dst[keep], np.searchsorted(np.asarray(shard.owned), b_dst[into_part])])
+    src = np.concatenate([local_gids[indices[keep]], b_src[into_part]])
+    order = np.lexsort((src, dst))
+    return dst[order], src[order]
+
+
+class _PreloadOwner:
+    """Maps preloaded global IDs to the server part (worker) whose range holds them."""
+
+    def __init__(self, nodes: np.ndarray, bounds: np.ndarray, server_parts: np.ndarray):
+        self.order = np.argsort(nodes, kind="stable")
+        self.sorted = nodes[self.order]
+        self.bounds, self.server_parts = bounds, server_parts
+
+    def __call__(self, gids: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.sorted, gids).clip(0, max(0, len(self.sorted) - 1))
+        if len(gids) and (len(self.sorted) == 0 or np.any(self.sorted[at] != gids)):
+            raise UserError("an edge of the preload reaches a node outside the server's "
+                            "closure; the partition is inconsistent, partition again")
+        row = self.order[at]
+        return self.server_parts[np.searchsorted(self.bounds, row, side="right") - 1]
+
+
+def _halo_rows(src_gids: np.ndarray, ext_gids: np.ndarray, assignment: np.ndarray,
+               part_server: np.ndarray, server: int,
+               preload_owner: _PreloadOwner) -> tuple[np.ndarray, np.ndarray]:
+    """Return the halo global IDs (grouped by owner part, ascending within) and their owners."""
+    sources = np.unique(src_gids)
+    halo = np.setdiff1d(sources, ext_gids, assume_unique=True)
+    owners = np.asarray(assignment[halo], dtype=np.int64)
+    external = part_server[owners] != server
+    owners[external] = preload_owner(halo[external])
+    order = np.lexsort((halo, owners))
+    return halo[order], owners[order]
+
+
+def _lookup(keys: np.ndarray, gids: np.ndarray) -> np.ndarray:
+    """Return the position in ``keys`` (unique global IDs) of every ID in ``gids`` (all present)."""
+    order = np.argsort(keys, kind="stable")
+    at = np.searchsorted(keys[order], gids).clip(0, max(0, len(keys) - 1))
+    if len(gids) and (len(keys) == 0 or np.any(keys[order][at] != gids)):
+        raise UserError("preload layout: a requested row is not held by this worker; the "
+                        "partition is inconsistent, partition again")
+    return order[at].astype(np.int64)
