@@ -54,3 +54,18 @@ def test_spmm_function_requires_endpoints_for_value_grad():
         assert "edge_src" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_numba_transpose_equals_the_torch_argsort_transpose():
+    from gnnsys.nn.spmm import _transpose_torch
+
+    gen = torch.Generator().manual_seed(0)
+    for rows, cols, edges in ((5, 3, 0), (1, 1, 4), (300, 70, 2000)):
+        counts = torch.multinomial(torch.ones(rows), edges, replacement=True,
+                                   generator=gen) if edges else torch.zeros(0, dtype=torch.long)
+        indptr = torch.zeros(rows + 1, dtype=torch.int64)
+        indptr[1:] = torch.cumsum(torch.bincount(counts, minlength=rows), 0)
+        indices = torch.randint(0, cols, (edges,), generator=gen)
+        for got, want in zip(csr_transpose(indptr, indices, cols),
+                             _transpose_torch(indptr, indices, cols)):
+            assert got.dtype == torch.int64 and torch.equal(got, want)

@@ -42,8 +42,9 @@ def layouts(graph, tmp_path_factory):
     assignment = np.array([0, 0, 1, 1, 0, 1, 2, 3])[assignment]
     out["uneven"] = str(root / "uneven")
     partition_graph(graph, 4, out["uneven"], servers=2, assignment=assignment, progress=False)
-    out["no-preload"] = str(root / "no-preload")
-    partition_graph(graph, 4, out["no-preload"], servers=2, preload_hops=0, progress=False)
+    for name, hops in (("two", 2), ("no-preload", 0)):  # 2 servers of 1 worker
+        out[name] = str(root / name)
+        partition_graph(graph, 2, out[name], servers=2, preload_hops=hops, progress=False)
     return out
 
 
@@ -88,9 +89,9 @@ def test_preload_and_one_step_minibatches_equal_single_process(graph, layouts, t
 
 @pytest.mark.mpi
 def test_sampled_preload_and_uneven_servers_finish(graph, layouts, tmp_path):
-    jobs = [f"{layouts['sampled']}:gcn:mode=preload",
-            f"{layouts['uneven']}:gcn:mode=preload,batch_size=16,fanouts=3",
-            f"{layouts['uneven']}:sage:batch_size=16,fanouts=2,bits=1"]
+    jobs = [f"{layouts['sampled']}:gcn:mode=preload,epochs=5",
+            f"{layouts['uneven']}:gcn:mode=preload,batch_size=16,fanouts=3,epochs=5",
+            f"{layouts['uneven']}:sage:batch_size=16,fanouts=2,bits=1,epochs=5"]
     results = _run(tmp_path, jobs)
     for job, got in zip(jobs, results):
         assert np.isfinite(got["losses"]).all(), job
@@ -126,8 +127,8 @@ def test_bad_minibatch_options_are_one_line_errors(layouts, extra, message):
 def test_preload_mode_without_preload_or_with_too_few_hops_is_refused(layouts, tmp_path):
     for extra, message in ((["--layers", "3"], "--preload-hops 3"),
                            ([], "no preload")):
-        folder = layouts["full"] if extra else layouts["no-preload"]
-        proc = run_mpi(4, ["-m", "gnnsys.cli", "train", folder, "--mode", "preload", "--no-progress",
-                           "--epochs", "1", *extra], timeout=120)
+        folder = layouts["two"] if extra else layouts["no-preload"]
+        proc = run_mpi(2, ["-m", "gnnsys.cli", "train", folder, "--mode", "preload",
+                           "--no-progress", "--epochs", "1", *extra], timeout=120)
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert message in proc.stderr and "Traceback" not in proc.stderr
