@@ -127,9 +127,16 @@ class Trainer:
         self.global_ids = tensor(shard.owned).to(dev)
         self.orig_ids = np.asarray(shard.orig_ids)
         n_src = shard.owned.shape[0] + shard.halo.shape[0]
-        self.block = Block(tensor(shard.indptr), tensor(shard.indices), n_src,
-                           in_deg=tensor(shard.in_deg), out_deg=tensor(shard.out_deg))
-        self.block = self.block.to(device=dev, dtype=dt)
+        indptr, indices = tensor(shard.indptr), tensor(shard.indices)
+        in_deg, out_deg = tensor(shard.in_deg), tensor(shard.out_deg)
+        if getattr(shard, "hop", None) is None:
+            self.block = Block(indptr, indices, n_src, in_deg, out_deg).to(device=dev, dtype=dt)
+        else:  # a preload worker: layer l computes only its rows at hop <= layers - 1 - l
+            from gnnsys.train.preload_shard import layer_row_counts
+
+            self.block = [Block(indptr[:rows + 1], indices[:int(indptr[rows])], n_src, in_deg,
+                                out_deg).to(device=dev, dtype=dt)
+                          for rows in layer_row_counts(np.asarray(shard.hop), self.cfg.layers)]
         self.train_idx = torch.nonzero(self.masks["train"]).flatten()
 
     def _preload_shard(self, shard, manifest: dict):

@@ -1,12 +1,14 @@
-"""The layer stack: dropout -> halo exchange -> layer, for every layer.
+"""The layer stack: dropout -> [pre_exchange] -> halo exchange -> layer, for every layer.
 
 The model never imports ``gnnsys.comm``: it receives an ``exchange(h_own, layer) -> h_src``
 callable from the engine, which returns the owned rows followed by the halo rows. In one
-process the callable is the identity, so the same model is the single-process model.
+process the callable is the identity, so the same model is the single-process model. A layer
+with a ``pre_exchange`` method (see :func:`apply_layer`) has its row-wise part applied to the
+owned rows before the exchange, so narrower rows travel and are held.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -34,22 +36,50 @@ class GNN(nn.Module):
         self.dropout = dropout
         self.seed = seed
 
-    def forward(self, block: Block, h_own: Tensor, global_ids: Tensor, epoch: int,
-                exchange: Optional[Exchange] = None) -> Tensor:
-        """Return the logits ``[num_dst, classes]`` of the owned rows.
+    def forward(self, block: Union[Block, Sequence[Block]], h_own: Tensor, global_ids: Tensor,
+                epoch: int, exchange: Optional[Exchange] = None) -> Tensor:
+        """Return the logits ``[num_dst, classes]`` of the last block's destination rows.
 
-        Takes the block, the owned input rows ``h_own [num_dst, F]``, their global node IDs
-        (keys of the dropout masks), the epoch (part of the dropout key) and the exchange
-        callable (identity when None).
+        Takes the block (one for every layer, or one per layer), the owned input rows
+        ``h_own [n_own, F]``, their global node IDs (keys of the dropout masks), the epoch
+        (part of the dropout key) and the exchange callable (identity when None). A layer's
+        block may have fewer destinations than ``n_own``, a prefix of the owned rows (a preload
+        worker skips its outer-hop rows that no later layer reads): the rows it does not compute
+        are zeros in the next layer's input.
         """
+        n_own = h_own.shape[0]
         for index, layer in enumerate(self.layers):
+            layer_block = block[index] if isinstance(block, (list, tuple)) else block
             if self.training and self.dropout > 0:
                 h_own = hashed_dropout(h_own, global_ids, self.dropout, self.seed, epoch, index)
-            h_src = exchange(h_own, index) if exchange is not None else h_own
-            h_own = layer(block, h_src)
+            h_own = apply_layer(layer, layer_block, h_own,
+                                (lambda h, index=index: exchange(h, index))
+                                if exchange is not None else (lambda h: h))
             if index < len(self.layers) - 1:
                 h_own = torch.relu(h_own)
+                if h_own.shape[0] < n_own:
+                    h_own = torch.cat([h_own, h_own.new_zeros(n_own - h_own.shape[0],
+                                                              *h_own.shape[1:])])
         return h_own
+
+
+def apply_layer(layer: nn.Module, block: Block, h: Tensor,
+                source_rows: Callable[[Tensor], Tensor]) -> Tensor:
+    """Run one layer on the source rows made from ``h``; return its ``[num_dst, out]`` rows.
+
+    ``source_rows(x)`` turns rows like ``h`` into the layer's source rows (the halo exchange:
+    owned rows followed by halo rows). A plain layer gets ``layer(block, source_rows(h))``. A
+    layer with a ``pre_exchange(h) -> h'`` method (a row-wise map, e.g. ``h @ W.T``, so it
+    commutes with selecting and exchanging rows) gets
+    ``layer(block, source_rows(layer.pre_exchange(h)), pre_exchanged=True)``, which equals the
+    plain call: narrowing layers exchange and hold ``[rows, out]`` instead of ``[rows, in]``.
+    No reference to the source rows outlives the call, so they are freed with the layer's
+    temporaries.
+    """
+    pre = getattr(layer, "pre_exchange", None)
+    if pre is None:
+        return layer(block, source_rows(h))
+    return layer(block, source_rows(pre(h)), pre_exchanged=True)
 
 
 def build_model(cfg: TrainConfig, in_dim: int, num_classes: int) -> GNN:

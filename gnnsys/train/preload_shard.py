@@ -16,9 +16,11 @@ server's kept cross-server in-edges into it (``boundary_dst/src``: all of them w
 ``--ext-fanout -1``, a uniform sample of f per node otherwise); a preloaded row has the in-edges
 stored in the preload (empty at the last hop). Degrees are GLOBAL, as everywhere.
 
-Every layer computes every local row; a row at hop h is exact up to layer L - h, which is all
-its consumers read, so with ``--ext-fanout -1`` and L >= layers the owned rows' outputs (and
-hence loss and weight gradients) equal single-process training. The rows a layer exchanges
+A row at hop h is read only by layers up to L - h (its consumers are one hop closer), so layer
+l (0-based, of L) computes just the local rows at hop <= L - 1 - l: a prefix of the extended
+owned rows, as they are in hop order (:func:`layer_row_counts`); the last layer computes the
+part's own rows only. With ``--ext-fanout -1`` and preload hops >= L the owned rows' outputs
+(and hence loss and weight gradients) equal single-process training. The rows a layer exchanges
 travel only between the workers of a server: across servers only weight gradients move.
 
 The result quacks like :class:`gnnsys.partition.format.Shard` (the attributes the trainer and
@@ -44,9 +46,9 @@ class PreloadShard:
     """The local rows and exchange layout of one preload worker (see the module docstring).
 
     ``owned`` are the global IDs of the extended owned rows (the part's nodes, then its preload
-    range); labels and masks cover them (preloaded rows: label -1, every mask False);
-    ``orig_ids`` covers only the part's own nodes (``num_part_owned`` rows). Other attributes
-    follow :class:`~gnnsys.partition.format.Shard`.
+    range) and ``hop`` their hop distance (0 for the part's nodes, ascending); ``feat`` covers
+    them; labels, masks and ``orig_ids`` cover only the part's own nodes (the first
+    ``num_part_owned`` rows). Other attributes follow :class:`~gnnsys.partition.format.Shard`.
     """
 
     folder: str
@@ -68,6 +70,7 @@ class PreloadShard:
     out_deg: np.ndarray
     num_part_owned: int
     preload_range: tuple
+    hop: np.ndarray
 
     @property
     def num_owned(self) -> int:
@@ -83,6 +86,15 @@ class PreloadShard:
 def preload_ranges(rows: int, workers: int) -> np.ndarray:
     """Return ``int64 [workers + 1]`` bounds: worker i takes preload rows ``b[i]:b[i+1]``."""
     return (np.arange(workers + 1, dtype=np.int64) * rows) // max(1, workers)
+
+
+def layer_row_counts(hop: np.ndarray, layers: int) -> list[int]:
+    """Return, per layer l, how many leading rows it computes: those at hop <= layers - 1 - l.
+
+    ``hop`` is ascending (the extended owned rows of a :class:`PreloadShard`).
+    """
+    return [int(np.searchsorted(hop, layers - 1 - layer, side="right"))
+            for layer in range(layers)]
 
 
 def build_preload_shard(shard, pre: Preload, assignment: np.ndarray,
@@ -129,20 +141,17 @@ def build_preload_shard(shard, pre: Preload, assignment: np.ndarray,
             for rows in np.split(send_index, send_offsets[1:-1])]
     halo_deg = np.concatenate(request(sent)).reshape(-1, 2)
 
-    n_pre = hi - lo
-    no = np.zeros(n_pre, dtype=bool)
     return PreloadShard(
         folder=shard.folder, part=shard.part, owned=ext_gids, halo=halo,
         halo_offsets=halo_offsets, indptr=indptr.astype(np.int64), indices=indices,
         send_index=send_index, send_offsets=send_offsets.astype(np.int64),
         feat=np.concatenate([np.asarray(shard.feat), np.asarray(pre.feat[lo:hi])]),
-        label=np.concatenate([np.asarray(shard.label), np.full(n_pre, -1, np.int64)]),
-        train_mask=np.concatenate([np.asarray(shard.train_mask), no]),
-        val_mask=np.concatenate([np.asarray(shard.val_mask), no]),
-        test_mask=np.concatenate([np.asarray(shard.test_mask), no]),
-        orig_ids=np.asarray(shard.orig_ids), in_deg=np.concatenate([in_ext, halo_deg[:, 0]]),
+        label=shard.label, train_mask=shard.train_mask, val_mask=shard.val_mask,
+        test_mask=shard.test_mask, orig_ids=shard.orig_ids,
+        in_deg=np.concatenate([in_ext, halo_deg[:, 0]]),
         out_deg=np.concatenate([out_ext, halo_deg[:, 1]]), num_part_owned=n_own,
-        preload_range=(lo, hi))
+        preload_range=(lo, hi),
+        hop=np.concatenate([np.zeros(n_own, np.int64), np.asarray(pre.hop[lo:hi])]))
 
 
 def _owned_in_edges(shard, pre: Preload, assignment: np.ndarray, part_server: np.ndarray,
