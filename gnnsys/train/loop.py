@@ -152,7 +152,7 @@ class Trainer:
         check_file(folder, "assignment.npy", manifest["files"]["assignment.npy"])
         assignment = np.load(os.path.join(folder, "assignment.npy"), mmap_mode="r")
         local = build_preload_shard(shard, pre, assignment, partial(alltoall_arrays, self.ctx))
-        rows = local.preload_range[1] - local.preload_range[0]
+        rows = len(local.preload_rows)
         totals = self.ctx.allreduce_sum(np.array([rows, rows * pre.feat.shape[1] * 4],
                                                  dtype=np.int64))
         self.preload_stats = {"preload_rows": int(totals[0]), "preload_bytes": int(totals[1])}

@@ -2,12 +2,12 @@
 
 Server s holds its own nodes (split among its workers by the partition) and its preload: the
 external nodes within L hops (:mod:`gnnsys.partition.preload`). The preload rows are split among
-the workers of s in contiguous ranges (worker i of W takes rows ``i*n//W : (i+1)*n//W``, hop
-order), so every row of the server's closure has exactly one owner worker. A worker's local
-rows are then
+the workers of s hop by hop (worker i of W takes the i-th contiguous W-th of every hop's rows,
+:func:`preload_owners`), so every row of the server's closure has exactly one owner worker and
+every layer's work is balanced. A worker's local rows are then
 
 * its "extended owned" rows: the nodes its part owns (hop 0; the only rows with labels, loss and
-  accuracy), followed by its range of preloaded rows;
+  accuracy), followed by its share of the preloaded rows, in hop order;
 * its halo rows: the sources of its edges that another worker of the SAME server owns, grouped
   by owner part, ascending global ID within an owner.
 
@@ -69,7 +69,7 @@ class PreloadShard:
     in_deg: np.ndarray
     out_deg: np.ndarray
     num_part_owned: int
-    preload_range: tuple
+    preload_rows: np.ndarray
     hop: np.ndarray
 
     @property
@@ -83,9 +83,17 @@ class PreloadShard:
         return int(self.halo.shape[0])
 
 
-def preload_ranges(rows: int, workers: int) -> np.ndarray:
-    """Return ``int64 [workers + 1]`` bounds: worker i takes preload rows ``b[i]:b[i+1]``."""
-    return (np.arange(workers + 1, dtype=np.int64) * rows) // max(1, workers)
+def preload_owners(hop: np.ndarray, workers: int) -> np.ndarray:
+    """Return ``int64 [n]``: the worker (0 .. workers-1) of every preload row.
+
+    ``hop`` is the rows' hop distance, ascending; worker i takes rows ``g + i*n_h//W :
+    g + (i+1)*n_h//W`` of every hop group (start g, n_h rows).
+    """
+    hop = np.asarray(hop)
+    starts = np.searchsorted(hop, hop, side="left")
+    sizes = np.searchsorted(hop, hop, side="right") - starts
+    rank_in_hop = np.arange(len(hop), dtype=np.int64) - starts
+    return (rank_in_hop * workers) // np.maximum(sizes, 1)
 
 
 def layer_row_counts(hop: np.ndarray, layers: int) -> list[int]:
@@ -110,22 +118,20 @@ def build_preload_shard(shard, pre: Preload, assignment: np.ndarray,
     part_server = np.asarray(shard.part_server, dtype=np.int64)
     server = int(part_server[shard.part])
     server_parts = np.flatnonzero(part_server == server)
-    bounds = preload_ranges(pre.num_rows, len(server_parts))
-    mine = int(np.searchsorted(server_parts, shard.part))
-    lo, hi = int(bounds[mine]), int(bounds[mine + 1])
+    row_worker = preload_owners(pre.hop, len(server_parts))
+    mine = np.flatnonzero(row_worker == np.searchsorted(server_parts, shard.part))
     pre_nodes = np.asarray(pre.nodes)
 
     own_dst, own_src = _owned_in_edges(shard, pre, assignment, part_server, server)
     n_own = shard.num_owned
-    counts = np.bincount(own_dst, minlength=n_own)
-    pre_start, pre_end = int(pre.indptr[lo]), int(pre.indptr[hi])
-    indptr = np.concatenate([[0], np.cumsum(counts),
-                             counts.sum() + np.asarray(pre.indptr[lo + 1:hi + 1]) - pre_start])
-    src_gids = np.concatenate([own_src, np.asarray(pre.indices[pre_start:pre_end])])
-    ext_gids = np.concatenate([np.asarray(shard.owned), pre_nodes[lo:hi]])
+    pre_indptr, pre_src = _gather_rows(np.asarray(pre.indptr), pre.indices, mine)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(own_dst, minlength=n_own)),
+                             len(own_src) + pre_indptr[1:]])
+    src_gids = np.concatenate([own_src, pre_src])
+    ext_gids = np.concatenate([np.asarray(shard.owned), pre_nodes[mine]])
 
     halo, owners = _halo_rows(src_gids, ext_gids, assignment, part_server, server,
-                              _PreloadOwner(pre_nodes, bounds, server_parts))
+                              _PreloadOwner(pre_nodes, server_parts[row_worker]))
     if np.any(owners == shard.part):
         raise UserError(f"{shard.folder}: part {shard.part}'s preload lists its own nodes "
                         "as external; partition again")
@@ -135,8 +141,8 @@ def build_preload_shard(shard, pre: Preload, assignment: np.ndarray,
     wanted = request(np.split(halo, halo_offsets[1:-1]))
     send_index = _lookup(ext_gids, np.concatenate(wanted) if wanted else halo[:0])
     send_offsets = np.concatenate([[0], np.cumsum([len(w) for w in wanted])])
-    in_ext = np.concatenate([np.asarray(shard.in_deg[:n_own]), np.asarray(pre.in_deg[lo:hi])])
-    out_ext = np.concatenate([np.asarray(shard.out_deg[:n_own]), np.asarray(pre.out_deg[lo:hi])])
+    in_ext = np.concatenate([np.asarray(shard.in_deg[:n_own]), np.asarray(pre.in_deg)[mine]])
+    out_ext = np.concatenate([np.asarray(shard.out_deg[:n_own]), np.asarray(pre.out_deg)[mine]])
     sent = [np.stack([in_ext[rows], out_ext[rows]], 1).reshape(-1)
             for rows in np.split(send_index, send_offsets[1:-1])]
     halo_deg = np.concatenate(request(sent)).reshape(-1, 2)
@@ -145,13 +151,13 @@ def build_preload_shard(shard, pre: Preload, assignment: np.ndarray,
         folder=shard.folder, part=shard.part, owned=ext_gids, halo=halo,
         halo_offsets=halo_offsets, indptr=indptr.astype(np.int64), indices=indices,
         send_index=send_index, send_offsets=send_offsets.astype(np.int64),
-        feat=np.concatenate([np.asarray(shard.feat), np.asarray(pre.feat[lo:hi])]),
+        feat=np.concatenate([np.asarray(shard.feat), pre.feat[mine]]),
         label=shard.label, train_mask=shard.train_mask, val_mask=shard.val_mask,
         test_mask=shard.test_mask, orig_ids=shard.orig_ids,
         in_deg=np.concatenate([in_ext, halo_deg[:, 0]]),
         out_deg=np.concatenate([out_ext, halo_deg[:, 1]]), num_part_owned=n_own,
-        preload_range=(lo, hi),
-        hop=np.concatenate([np.zeros(n_own, np.int64), np.asarray(pre.hop[lo:hi])]))
+        preload_rows=mine,
+        hop=np.concatenate([np.zeros(n_own, np.int64), np.asarray(pre.hop)[mine]]))
 
 
 def _owned_in_edges(shard, pre: Preload, assignment: np.ndarray, part_server: np.ndarray,
@@ -173,21 +179,29 @@ def _owned_in_edges(shard, pre: Preload, assignment: np.ndarray, part_server: np
     return dst[order], src[order]
 
 
-class _PreloadOwner:
-    """Maps preloaded global IDs to the server part (worker) whose range holds them."""
+def _gather_rows(indptr: np.ndarray, indices: np.ndarray,
+                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the CSR ``(indptr, indices)`` of the given rows (in that order) of a CSR."""
+    counts = indptr[rows + 1] - indptr[rows]
+    out_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    take = np.repeat(indptr[rows] - out_indptr[:-1], counts) + np.arange(out_indptr[-1])
+    return out_indptr, np.asarray(indices[take] if len(take) else indices[:0], dtype=np.int64)
 
-    def __init__(self, nodes: np.ndarray, bounds: np.ndarray, server_parts: np.ndarray):
+
+class _PreloadOwner:
+    """Maps preloaded global IDs to the server part (worker) that holds their row."""
+
+    def __init__(self, nodes: np.ndarray, part_of_row: np.ndarray):
         self.order = np.argsort(nodes, kind="stable")
         self.sorted = nodes[self.order]
-        self.bounds, self.server_parts = bounds, server_parts
+        self.part_of_row = part_of_row
 
     def __call__(self, gids: np.ndarray) -> np.ndarray:
         at = np.searchsorted(self.sorted, gids).clip(0, max(0, len(self.sorted) - 1))
         if len(gids) and (len(self.sorted) == 0 or np.any(self.sorted[at] != gids)):
             raise UserError("an edge of the preload reaches a node outside the server's "
                             "closure; the partition is inconsistent, partition again")
-        row = self.order[at]
-        return self.server_parts[np.searchsorted(self.bounds, row, side="right") - 1]
+        return self.part_of_row[self.order[at]]
 
 
 def _halo_rows(src_gids: np.ndarray, ext_gids: np.ndarray, assignment: np.ndarray,
