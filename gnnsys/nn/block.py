@@ -8,7 +8,10 @@ an owned node is local, so sum / mean / max aggregation and the edge softmax are
 global in/out degrees of every source row are stored so normalisations are exact too.
 
 Layers compute only through these helpers (or plain torch ops on ``edge_src`` / ``edge_dst``);
-they never know whether the block is a whole graph or one shard of it.
+they never know whether the block is a whole graph or one shard of it. A layer is called as
+``layer(block, h_src)``; one with a row-wise ``pre_exchange`` method receives
+``pre_exchange``-ed rows and ``pre_exchanged=True`` instead (see
+:func:`gnnsys.train.model.apply_layer`).
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnsys.nn.block import Block
@@ -18,7 +19,8 @@ class GCNConv(nn.Module):
 
     where :math:`d_i` is the GLOBAL in-degree of node :math:`i` (PyG's ``gcn_norm``: both
     endpoints use in-degree + 1), so a shard computes exactly what the whole graph would.
-    The weight is applied before aggregating when ``out_dim < in_dim``.
+    The weight is applied before aggregating when ``out_dim < in_dim``; it is then also the
+    layer's :meth:`pre_exchange`, so the halo exchange carries ``out_dim`` columns.
 
     Args:
         in_dim (int): input feature width.
@@ -44,12 +46,21 @@ class GCNConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, block: Block, h: Tensor) -> Tensor:
-        """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``."""
+    def pre_exchange(self, h: Tensor) -> Tensor:
+        """Row-wise part run before the halo exchange: ``h @ W.T`` ``[rows, out_dim]`` when
+        the layer narrows (``out_dim < in_dim``), else ``h`` itself."""
+        return F.linear(h, self.lin.weight) if self.out_dim < self.in_dim else h
+
+    def forward(self, block: Block, h: Tensor, pre_exchanged: bool = False) -> Tensor:
+        """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``, or from
+        ``pre_exchange(h)`` when ``pre_exchanged``."""
         edge_w = block.gcn_norm_weights(h.dtype)
         self_w = block.gcn_self_weights(h.dtype).unsqueeze(-1)
 
         def propagate(x: Tensor) -> Tensor:
             return block.spmm(x, edge_w) + self_w * x[: block.num_dst]
 
+        if pre_exchanged and self.out_dim < self.in_dim:
+            out = propagate(h)
+            return out if self.bias is None else out + self.bias
         return transform_aggregate(h, self.lin.weight, propagate, self.bias)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnsys.nn.block import Block
@@ -19,7 +20,8 @@ class GINConv(nn.Module):
         + \mathbf{b}_1) + \mathbf{b}_2
 
     The first linear map of the MLP commutes with the sum, so it is applied before aggregating
-    when ``out_dim < in_dim``.
+    when ``out_dim < in_dim``; its weight is then also the layer's :meth:`pre_exchange`, so the
+    halo exchange carries ``out_dim`` columns.
 
     Args:
         in_dim (int): input feature width.
@@ -43,10 +45,19 @@ class GINConv(nn.Module):
         else:
             self.register_buffer("eps", torch.tensor([float(eps)]))
 
-    def forward(self, block: Block, h: Tensor) -> Tensor:
-        """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``."""
+    def pre_exchange(self, h: Tensor) -> Tensor:
+        """Row-wise part run before the halo exchange: ``h @ W_1.T`` ``[rows, out_dim]`` when
+        the layer narrows (``out_dim < in_dim``), else ``h`` itself."""
+        return F.linear(h, self.lin1.weight) if self.out_dim < self.in_dim else h
+
+    def forward(self, block: Block, h: Tensor, pre_exchanged: bool = False) -> Tensor:
+        """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``, or from
+        ``pre_exchange(h)`` when ``pre_exchanged``."""
         def propagate(x: Tensor) -> Tensor:
             return block.aggregate(x, "sum") + (1.0 + self.eps.to(x.dtype)) * x[: block.num_dst]
 
-        z = transform_aggregate(h, self.lin1.weight, propagate, self.lin1.bias)
+        if pre_exchanged and self.out_dim < self.in_dim:
+            z = propagate(h) + self.lin1.bias
+        else:
+            z = transform_aggregate(h, self.lin1.weight, propagate, self.lin1.bias)
         return self.lin2(torch.relu(z))

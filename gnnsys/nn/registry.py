@@ -3,8 +3,13 @@
 Convention for a user's class: it is a ``torch.nn.Module`` constructed as
 ``Class(in_dim, out_dim, **kwargs)`` (positional widths, like PyG's ``(in_channels,
 out_channels)``) and called as ``layer(block, h)`` with ``h`` ``[num_src, in_dim]``, returning
-``[num_dst, out_dim]``. A class that is a PyG ``MessagePassing`` is constructed the same way and
-wrapped in :class:`gnnsys.nn.adapters.pyg.PygLayer` automatically; a DGL convolution
+``[num_dst, out_dim]``. Optionally it defines ``pre_exchange(h) -> h'``, a row-wise map (e.g.
+``h @ W.T``) that the model applies to the owned rows before the halo exchange, and then calls
+``layer(block, h_src', pre_exchanged=True)``; the result must equal ``layer(block, h_src)``
+(:func:`gnnsys.train.model.apply_layer`). Narrowing layers use it to exchange and hold
+``out_dim`` columns instead of ``in_dim``. A class that is a PyG ``MessagePassing`` is
+constructed the same way and wrapped in :class:`gnnsys.nn.adapters.pyg.PygLayer`
+automatically; a DGL convolution
 (``dgl.nn:GraphConv``, ``dgl.nn:SAGEConv``, ``dgl.nn:GATConv``, ...) in
 :class:`gnnsys.nn.adapters.dgl.DglLayer`, with DGL's required arguments defaulted
 (:data:`gnnsys.nn.adapters.dgl.DGL_DEFAULTS`: mean aggregator, one head).

@@ -3,8 +3,9 @@
 Layer ``l`` reads one row per ``batch.rows[l]`` (``rows[0]``: the input feature rows), applies
 the model's rank-independent dropout (keyed by the rows' global IDs, so a node is dropped as in
 full-graph training), forms its source rows (the owned prefix, then the halo rows from the
-``exchange`` callable) and runs the layer on ``batch.blocks[l]``. With fanouts ``-1`` the seeds'
-logits equal those of the full-graph forward (tested in float64).
+``exchange`` callable) and runs the layer on ``batch.blocks[l]`` (through
+:func:`~gnnsys.train.model.apply_layer`: a layer's ``pre_exchange`` runs before the exchange).
+With fanouts ``-1`` the seeds' logits equal those of the full-graph forward (tested in float64).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor
 
 from gnnsys.nn.dropout import hashed_dropout
-from gnnsys.train.model import GNN
+from gnnsys.train.model import GNN, apply_layer
 from gnnsys.train.sampler import SampledBatch
 
 #: ``exchange(h_rows, layer) -> h_src``: the source rows of layer ``layer`` (the owned prefix of
@@ -40,8 +41,10 @@ def minibatch_forward(model: GNN, batch: SampledBatch, h_in: Tensor, global_ids:
         if model.training and model.dropout > 0:
             rows = torch.from_numpy(batch.rows[index]).to(global_ids.device)
             h = hashed_dropout(h, global_ids[rows], model.dropout, model.seed, epoch, index)
-        h_src = exchange(h, index) if exchange is not None else h[: batch.num_owned_src[index]]
-        h = layer(batch.blocks[index], h_src)
+        owned = batch.num_owned_src[index]
+        h = apply_layer(layer, batch.blocks[index], h,
+                        (lambda x, index=index: exchange(x, index)) if exchange is not None
+                        else (lambda x, owned=owned: x[:owned]))
         if index < last:
             h = torch.relu(h)
     return h

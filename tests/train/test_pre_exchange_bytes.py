@@ -1,0 +1,37 @@
+"""Under mpirun, narrowing layers exchange their projected rows: the counted bytes say so."""
+import json
+
+import pytest
+
+from gnnsys.partition.api import partition_graph
+from gnnsys.partition.format import open_shard
+from tests._mpi import run_mpi
+from tests.train.test_equivalence import community_graph
+
+# community_graph: 12 features, 4 classes.
+# GCN hidden 8: 12 -> 8 and 8 -> 4 both narrow: rows of width 8 and 4 travel (not 12 and 8).
+# SAGE hidden 5: 12 -> 5 projects first (2 * 5 < 12: width 10); 5 -> 4 does not (width 5).
+CASES = {"gcn": (8, [8, 4]), "sage": (5, [10, 5])}
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("model", sorted(CASES))
+def test_exchanged_width_is_the_projected_width(tmp_path, model):
+    hidden, widths = CASES[model]
+    part = tmp_path / "p2"
+    partition_graph(community_graph(), 2, str(part), method="metis", progress=False)
+    sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
+    metrics = tmp_path / "m.jsonl"
+    proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", model, "--hidden",
+                       str(hidden), "--epochs", "2", "--no-progress", "--metrics", str(metrics)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in metrics.read_text().splitlines()
+               if '"epoch"' in line]
+    assert len(records) == 2
+    for record in records:
+        sent = record["bytes"]["intra"]
+        # float32 rows, every layer forward; backward returns a halo gradient of every layer
+        # whose input needs one: the first layer's too when its weight ran before the exchange.
+        assert sent["features"] == sent_rows * sum(widths) * 4
+        grad_widths = widths if widths[0] != 12 else widths[1:]
+        assert sent["feature_grads"] == sent_rows * sum(grad_widths) * 4
