@@ -10,54 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from gnnsys.bench.accuracy import partition, run_seed
+
 PUBLISHED = {("gcn", "cora"): 0.815, ("gcn", "citeseer"): 0.703}
 TARGET = {("gcn", "cora"): 0.805, ("gcn", "citeseer"): 0.695}
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def mpirun_env() -> dict:
-    """Environment for mpirun on this host (root flags, one thread per rank)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    if os.geteuid() == 0:
-        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    return env
-
-
-def partition(dataset: str, parts: int, out: Path) -> Path:
-    """Partition ``dataset`` into ``parts`` METIS parts at ``out``, unless one is there; return it.
-
-    An existing folder with a manifest is reused as is (``gnnsys train`` verifies the checksum
-    of every shard it opens), so large partitions can be kept across benchmark runs.
-    """
-    out = Path(out)
-    if not (out / "manifest.json").exists():
-        subprocess.run([str(Path(sys.executable).parent / "gnnsys"), "partition", "--dataset",
-                        dataset, "--parts", str(parts), "--out", str(out), "--overwrite"],
-                       check=True, capture_output=True)
-    return out
-
-
-def run_seed(partition: str, parts: int, model: str, seed: int, extra: list) -> float:
-    """Train one seed and return its test accuracy (parsed from the final line)."""
-    bindir = Path(sys.executable).parent
-    cmd = [str(bindir / "mpirun"), "-n", str(parts), "--oversubscribe", "--bind-to", "none",
-           "--mca", "btl", "self,sm", "--mca", "pml", "ob1", "--mca", "mpi_yield_when_idle", "1",
-           str(bindir / "gnnsys"), "train", partition, "--model", model, "--seed", str(seed),
-           "--no-progress", *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=mpirun_env(), timeout=1800)
-    match = re.search(r"test_acc=([0-9.]+)", proc.stdout)
-    if proc.returncode != 0 or not match:
-        raise SystemExit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return float(match.group(1))
 
 
 def main() -> None:

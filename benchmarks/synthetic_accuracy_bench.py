@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from accuracy_bench import partition, run_seed  # sibling script (benchmarks/ is on sys.path)
+from gnnsys.bench.accuracy import partition, run_seed
 from gnnsys.data import load_dataset
 from gnnsys.graph import Graph
 from gnnsys.nn.spmm import csr_matrix

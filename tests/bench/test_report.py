@@ -1,0 +1,112 @@
+"""The Performance report: rows from fixture results, "not measured" for suites not run."""
+from __future__ import annotations
+
+import json
+import os
+
+from gnnsys.bench.common import newest_results
+from gnnsys.bench.report import write_report
+
+MACHINE = {"cpu_model": "Test CPU 9000", "cores": 2, "ram_gib": 24.0, "load_avg": [1, 1, 1],
+           "python": "3.11", "torch": "2.13", "numpy": "2.4", "cuda": False, "hostname": "h"}
+
+
+def result(suite: str, quick: bool = False, **data) -> dict:
+    """A result file's common keys around ``data``."""
+    return {"suite": suite, "date": "2026-11-20", "quick": quick, "command": f"gnnsys bench "
+            f"{suite}", "device": "cpu", "machine": MACHINE, "wall_s": 12.0,
+            "load": {"mean": 1.5, "max": 2.0}, "plots": [f"{suite}-2026-11-20.png"], **data}
+
+
+def codec_rows(encode: float) -> list:
+    return [{"bits": b, "d": 256, "rows": 1000, "threads": 1, "backend": "numba",
+             "device": "cpu", "memcpy_gbps": 9.5, "encode_gbps": encode, "decode_gbps": 6.25,
+             "decode_alloc_gbps": 3.0, "ratio": 28.4} for b in (1, 16)]
+
+
+def compute_result() -> dict:
+    models = {name: {"median_s": s, "epochs_s": [s]} for name, s in
+              (("gnnsys-gcn", 1.0), ("pyg-csr-gcn", 2.0), ("gnnsys-sage", 1.5),
+               ("pyg-csr-sage", 1.2))}
+    return result("compute", config={"nodes": 1000, "edges": 20000}, models=models,
+                  dgl_env={"models": {"gnnsys-gcn": {"median_s": 1.1, "epochs_s": [1.1]},
+                                      "dgl-gcn": {"median_s": 1.0, "epochs_s": [1.0]}}})
+
+
+def write(folder, name, data):
+    (folder / name).write_text(json.dumps(data))
+
+
+def row_of(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_report_rows_from_fixtures_and_not_measured(tmp_path):
+    write(tmp_path, "codec-2026-11-20.json", result("codec", rows=codec_rows(1.37)))
+    write(tmp_path, "compute-2026-11-20.json", compute_result())
+    write(tmp_path, "memory-2026-11-20.json", result(
+        "memory", config={"dataset": "synthetic:1000"}, results={
+            "1": {"rank_peak_bytes": [2 << 30], "tree_peak_bytes": 2 << 30, "ratio": 1.0,
+                  "replication_factor": 1.0, "rows_share": 1.0},
+            "4": {"rank_peak_bytes": [1 << 30] * 4, "tree_peak_bytes": 4 << 30, "ratio": 0.5,
+                  "replication_factor": 2.4, "rows_share": 0.6}}))
+    out = write_report(tmp_path, tmp_path / "PERFORMANCE.md")
+    text = out.read_text()
+    assert "Test CPU 9000, 2 cores, 24.0 GiB RAM" in text
+    enc = row_of(text, "| 5 | codec quantize+pack")
+    assert "| 1.37 GB/s | >= 1.0 GB/s | memcpy 9.50 GB/s | yes |" in enc
+    dec = row_of(text, "| 5 | codec unpack")
+    assert "| 6.25 GB/s | >= 2.0 GB/s |" in dec and "| yes |" in dec
+    # GCN: 1.0/2.0 vs PyG, 1.1/1.0 vs DGL -> the worse ratio 1.10 counts: not met
+    gcn = row_of(text, "| 4 | compute per epoch, 1 rank, GCN")
+    assert "| 1.10 (gnnsys 1.00 s) | <= 1.0 |" in gcn and "| **no** |" in gcn
+    sage = row_of(text, "| 4 | compute per epoch, 1 rank, SAGE")
+    assert "1.25 (gnnsys 1.50 s)" in sage and "fastest peer pyg-csr-sage 1.20 s" in sage
+    for missing in ("| 3 | partition 1M nodes", "| 4 | fp32 sync epoch / bound",
+                    "| 5 | 1-bit + pipeline speed-up", "| 6 | preload (f = 15) epoch",
+                    "| 4 | GCN cora test accuracy"):
+        assert "| not measured |" in row_of(text, missing), missing
+    mem = row_of(text, "| 4 | peak RSS per rank, P = 4 / P = 1, synthetic:1000")
+    assert "| 0.500 | <= 0.35 | rows held per rank / N = 0.60 (replication 2.40 / 4) |" in mem
+    assert "| 1 | 2.00 | 2.00 | 2.00 | 1.000 | 1.00 |" in text  # the memory suite's table
+    assert "**Met: 2; not met: 3;" in text
+    assert "- NOT met: compute per epoch, 1 rank, GCN" in text
+    assert "![codec](codec-2026-11-20.png)" in text
+
+
+def test_accuracy_rows_compare_settings_with_fp32(tmp_path):
+    per = {"fp32": {"setting": "fp32 sync", "test_acc": [0.81, 0.82], "mean": 0.815,
+                    "std": 0.005, "curve": [0.5, 0.815], "pp_vs_fp32": 0.0},
+           "1bit-pipeline": {"setting": "1-bit + pipeline", "test_acc": [0.80, 0.81],
+                             "mean": 0.805, "std": 0.005, "curve": [0.4, 0.805],
+                             "pp_vs_fp32": -1.0}}
+    write(tmp_path, "accuracy-2026-11-20.json", result(
+        "accuracy", config={"seeds": [0, 1]}, published={"cora": 0.815},
+        results={"cora": per}))
+    text = write_report(tmp_path, tmp_path / "P.md").read_text()
+    cora = row_of(text, "| 4 | GCN cora test accuracy")
+    assert "| 0.8150 ± 0.0050 | >= 0.805 | Kipf & Welling 0.815 | yes |" in cora
+    assert "fewer than the 5 seeds" in cora
+    pipe = row_of(text, "| 5 | 1-bit + pipeline vs fp32 sync accuracy, cora (2 seeds)")
+    assert "| -1.00 pp | within 0.3 pp |" in pipe and "| **no** |" in pipe
+    assert "| not measured |" in row_of(text, "| 4 | GCN citeseer test accuracy")
+
+
+def test_empty_folder_gives_a_report_with_nothing_measured(tmp_path):
+    text = write_report(tmp_path, tmp_path / "r" / "P.md").read_text()
+    assert "No suite has been run yet" in text and "**Met: 0; not met: 0;" in text
+    assert "| yes |" not in text and "| **no** |" not in text
+
+
+def test_newest_full_run_wins_over_quick_and_older(tmp_path):
+    write(tmp_path, "codec-2026-11-19.json", result("codec", rows=codec_rows(1.0)))
+    write(tmp_path, "codec-2026-11-20.json", result("codec", rows=codec_rows(2.0)))
+    write(tmp_path, "codec-2026-11-21-quick.json", result("codec", True, rows=codec_rows(3.0)))
+    write(tmp_path, "exchange-2026-11-21-quick.json", {})
+    write(tmp_path, "notes.json", {})
+    os.utime(tmp_path / "codec-2026-11-19.json")  # newer mtime, older date: date wins
+    found = newest_results(tmp_path)
+    assert found["codec"].name == "codec-2026-11-20.json"
+    assert found["exchange"].name == "exchange-2026-11-21-quick.json"
+    assert set(found) == {"codec", "exchange"}
+    assert newest_results(tmp_path, quick=True)["codec"].name == "codec-2026-11-21-quick.json"
