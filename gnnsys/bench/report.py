@@ -8,7 +8,8 @@ run; the other way round for the quick report ``PERFORMANCE-quick.md`` that ``gn
 --quick`` writes) and writes markdown: the machine, every target of issues 3-6 as measured /
 target / bound / met (``not measured`` where a suite was not run), a closing note of which
 targets are met and which are not and why, what each training setting buys and when, and each
-suite's table and plot with the command that produced it.
+suite's table and plot with the command that produced it. ``--report README.md`` rewrites only
+the README's section between ``<!-- performance:begin -->`` and ``<!-- performance:end -->``.
 """
 from __future__ import annotations
 
@@ -99,13 +100,24 @@ def render(results: Dict[str, dict], plot_dir: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
+
+
 def write_report(out: Path, path: Path, quick: bool = False) -> Path:
     """Render the newest results in ``out`` (quick runs first when ``quick``) into ``path``
-    (markdown); return ``path``."""
+    (markdown); return ``path``.
+
+    When ``path`` exists and holds the markers ``<!-- performance:begin -->`` and
+    ``<!-- performance:end -->`` (the README), only the text between them is replaced.
+    """
     path = Path(path)
     rel = os.path.relpath(Path(out), path.parent or Path("."))
     text = render(load_results(Path(out), quick), "" if rel == "." else rel + "/")
     path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old.split(BEGIN, 1)[1]:
+        head, rest = old.split(BEGIN, 1)
+        text = f"{head}{BEGIN}\n{text}{END}{rest.split(END, 1)[1]}"
     path.write_text(text)
     return path
 

@@ -41,7 +41,8 @@ TESTED = [
         "test_staleness.py"),
     (6, "preload sends 0 inter-server feature bytes; equals single process with "
         "--ext-fanout -1; batches reshuffled per seed; uneven servers finish",
-        "tests/partition/test_preload.py, tests/train/test_batcher.py"),
+        "tests/train/test_preload_mode.py (mpirun), test_preload_shard.py, test_batcher.py, "
+        "test_sampler.py"),
 ]
 
 

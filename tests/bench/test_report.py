@@ -5,7 +5,7 @@ import json
 import os
 
 from gnnsys.bench.common import newest_results
-from gnnsys.bench.report import write_report
+from gnnsys.bench.report import BEGIN, END, write_report
 
 MACHINE = {"cpu_model": "Test CPU 9000", "cores": 2, "ram_gib": 24.0, "load_avg": [1, 1, 1],
            "python": "3.11", "torch": "2.13", "numpy": "2.4", "cuda": False, "hostname": "h"}
@@ -110,3 +110,13 @@ def test_newest_full_run_wins_over_quick_and_older(tmp_path):
     assert found["exchange"].name == "exchange-2026-11-21-quick.json"
     assert set(found) == {"codec", "exchange"}
     assert newest_results(tmp_path, quick=True)["codec"].name == "codec-2026-11-21-quick.json"
+
+
+def test_report_into_a_readme_replaces_only_the_marked_section(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n\n{BEGIN}\nold figures\n{END}\n\n## After\nkept\n")
+    write_report(tmp_path, readme)
+    text = readme.read_text()
+    assert text.startswith("# title\n\nintro\n\n" + BEGIN + "\n## Performance")
+    assert "old figures" not in text and text.endswith(END + "\n\n## After\nkept\n")
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
