@@ -44,7 +44,7 @@ def minibatch_forward(model: GNN, batch: SampledBatch, h_in: Tensor, global_ids:
         owned = batch.num_owned_src[index]
         h = apply_layer(layer, batch.blocks[index], h,
                         (lambda x, index=index: exchange(x, index)) if exchange is not None
-                        else (lambda x, owned=owned: x[:owned]))
+                        else (lambda x, owned=owned: x[:owned]), model.project_before_exchange)
         if index < last:
             h = torch.relu(h)
     return h

@@ -28,6 +28,12 @@ class GNN(nn.Module):
         layers: the layers, each called as ``layer(block, h_src) -> h_dst``.
         dropout: dropout probability applied to the input of every layer.
         seed: the seed of the dropout masks.
+
+    ``project_before_exchange`` (default True) lets layers with a ``pre_exchange`` run it before
+    the exchange (see :func:`apply_layer`). The trainer turns it off when halo rows travel
+    quantized: the codec then sees the layer's input, as in Sylvie/AdaQP (quantizing the
+    projection instead cost CiteSeer 0.36 pp with one bit, and made binary bag-of-words
+    features, which one bit carries exactly, lossy).
     """
 
     def __init__(self, layers: list[nn.Module], dropout: float = 0.5, seed: int = 0):
@@ -35,6 +41,7 @@ class GNN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
         self.seed = seed
+        self.project_before_exchange = True
 
     def forward(self, block: Union[Block, Sequence[Block]], h_own: Tensor, global_ids: Tensor,
                 epoch: int, exchange: Optional[Exchange] = None) -> Tensor:
@@ -54,7 +61,8 @@ class GNN(nn.Module):
                 h_own = hashed_dropout(h_own, global_ids, self.dropout, self.seed, epoch, index)
             h_own = apply_layer(layer, layer_block, h_own,
                                 (lambda h, index=index: exchange(h, index))
-                                if exchange is not None else (lambda h: h))
+                                if exchange is not None else (lambda h: h),
+                                self.project_before_exchange)
             if index < len(self.layers) - 1:
                 h_own = torch.relu(h_own)
                 if h_own.shape[0] < n_own:
@@ -64,7 +72,7 @@ class GNN(nn.Module):
 
 
 def apply_layer(layer: nn.Module, block: Block, h: Tensor,
-                source_rows: Callable[[Tensor], Tensor]) -> Tensor:
+                source_rows: Callable[[Tensor], Tensor], project: bool = True) -> Tensor:
     """Run one layer on the source rows made from ``h``; return its ``[num_dst, out]`` rows.
 
     ``source_rows(x)`` turns rows like ``h`` into the layer's source rows (the halo exchange:
@@ -74,9 +82,9 @@ def apply_layer(layer: nn.Module, block: Block, h: Tensor,
     ``layer(block, source_rows(layer.pre_exchange(h)), pre_exchanged=True)``, which equals the
     plain call: narrowing layers exchange and hold ``[rows, out]`` instead of ``[rows, in]``.
     No reference to the source rows outlives the call, so they are freed with the layer's
-    temporaries.
+    temporaries. ``project=False`` always makes the plain call.
     """
-    pre = getattr(layer, "pre_exchange", None)
+    pre = getattr(layer, "pre_exchange", None) if project else None
     if pre is None:
         return layer(block, source_rows(h))
     return layer(block, source_rows(pre(h)), pre_exchanged=True)

@@ -35,3 +35,19 @@ def test_exchanged_width_is_the_projected_width(tmp_path, model):
         assert sent["features"] == sent_rows * sum(widths) * 4
         grad_widths = widths if widths[0] != 12 else widths[1:]
         assert sent["feature_grads"] == sent_rows * sum(grad_widths) * 4
+
+
+@pytest.mark.mpi
+def test_quantized_exchange_carries_the_layer_input_not_the_projection(tmp_path):
+    """With --bits 1 the codec sees each layer's input (widths 12 and 8), as in Sylvie."""
+    part = tmp_path / "p2"
+    partition_graph(community_graph(), 2, str(part), method="metis", progress=False)
+    sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
+    metrics = tmp_path / "m.jsonl"
+    proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", "gcn", "--hidden", "8",
+                       "--epochs", "2", "--bits", "1", "--no-progress", "--metrics", str(metrics)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in metrics.read_text().splitlines()
+               if '"epoch"' in line]
+    # one bit per element packed per row, plus 4 header bytes: 12 -> 2 + 4, 8 -> 1 + 4
+    assert [r["bytes"]["intra"]["features"] for r in records] == [sent_rows * (6 + 5)] * 2
