@@ -16,10 +16,10 @@ from __future__ import annotations
 import warnings
 from typing import Optional
 
-import numpy as np
 import torch
-from numba import njit
 from torch import Tensor
+
+from gnnsys.partition.csr import transpose_csr
 
 # Elements (edges x features) materialised at once by the edge-value gradient.
 _SDDMM_CHUNK_ELEMS = 1 << 24
@@ -39,8 +39,8 @@ def csr_transpose(indptr: Tensor, indices: Tensor, num_cols: int) -> tuple[Tenso
         original (so transposed values are ``values[perm]``).
     """
     if indptr.device.type == "cpu":
-        arrays = _transpose_numba(indptr.to(torch.int64).numpy(),
-                                  indices.to(torch.int64).numpy(), int(num_cols))
+        arrays = transpose_csr(indptr.to(torch.int64).numpy(), indices.to(torch.int64).numpy(),
+                               int(num_cols), True)
         return tuple(torch.from_numpy(a) for a in arrays)
     return _transpose_torch(indptr, indices, num_cols)
 
@@ -56,26 +56,6 @@ def _transpose_torch(indptr: Tensor, indices: Tensor,
     t_indptr = torch.zeros(num_cols + 1, dtype=torch.int64, device=indptr.device)
     t_indptr[1:] = torch.cumsum(torch.bincount(indices, minlength=num_cols), 0)
     return t_indptr, rows[perm], perm
-
-
-@njit(cache=True)
-def _transpose_numba(indptr, indices, num_cols):  # pragma: no cover - compiled
-    """Counting-sort transpose on CPU (O(E), stable in row order): what the torch path returns."""
-    t_indptr = np.zeros(num_cols + 1, dtype=np.int64)
-    for e in range(indices.shape[0]):
-        t_indptr[indices[e] + 1] += 1
-    for c in range(num_cols):
-        t_indptr[c + 1] += t_indptr[c]
-    fill = t_indptr[:-1].copy()
-    t_indices = np.empty(indices.shape[0], dtype=np.int64)
-    perm = np.empty(indices.shape[0], dtype=np.int64)
-    for r in range(indptr.shape[0] - 1):
-        for e in range(indptr[r], indptr[r + 1]):
-            at = fill[indices[e]]
-            fill[indices[e]] = at + 1
-            t_indices[at] = r
-            perm[at] = e
-    return t_indptr, t_indices, perm
 
 
 def csr_matrix(indptr: Tensor, indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:

@@ -12,21 +12,29 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _transpose(indptr, indices):
-    n = indptr.shape[0] - 1
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
+def transpose_csr(indptr, indices, num_cols, with_perm):  # pragma: no cover - compiled
+    """Transpose a CSR structure by a counting sort: O(E), stable in row order.
+
+    Takes ``int64`` ``indptr [R + 1]``, ``indices [E]`` (columns ``< num_cols``). Returns
+    ``(t_indptr [num_cols + 1], t_indices [E], perm)``: for every entry of the transpose, its
+    row in the original and (``with_perm``) its position there (``perm`` is empty otherwise).
+    """
+    out_ptr = np.zeros(num_cols + 1, dtype=np.int64)
     for e in range(indices.shape[0]):
         out_ptr[indices[e] + 1] += 1
-    for v in range(n):
+    for v in range(num_cols):
         out_ptr[v + 1] += out_ptr[v]
     fill = out_ptr[:-1].copy()
     out_idx = np.empty(indices.shape[0], dtype=np.int64)
-    for v in range(n):
+    perm = np.empty(indices.shape[0] if with_perm else 0, dtype=np.int64)
+    for v in range(indptr.shape[0] - 1):
         for e in range(indptr[v], indptr[v + 1]):
             u = indices[e]
             out_idx[fill[u]] = v
+            if with_perm:
+                perm[fill[u]] = e
             fill[u] += 1
-    return out_ptr, out_idx
+    return out_ptr, out_idx, perm
 
 
 @njit(cache=True, nogil=True)
@@ -96,7 +104,7 @@ def symmetric_adjacency(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.nda
     """
     if _is_symmetric(indptr, indices):
         return indptr, indices
-    t_ptr, t_idx = _transpose(indptr, indices)
+    t_ptr, t_idx, _ = transpose_csr(indptr, indices, indptr.shape[0] - 1, False)
     counts = _merge_rows(indptr, indices, t_ptr, t_idx, np.empty(0, np.int64), True)
     out_ptr = np.cumsum(counts)
     out_idx = np.empty(int(out_ptr[-1]), dtype=np.int64)

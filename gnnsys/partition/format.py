@@ -216,26 +216,13 @@ def check_file(folder: str, relpath: str, entry: dict) -> None:
 
 
 @dataclass
-class Shard:
-    """One part of a partition, its arrays as read-only memory maps (layout: module docstring).
+class LocalRows:
+    """The arrays of one worker's local rows (owned, then halo; layout: module docstring).
 
-    ``parts``/``servers``/``server``/``global_*`` and counts come from the manifest;
-    ``num_owned`` and ``num_halo`` are the local row counts (local rows = owned then halo).
+    Shared by :class:`Shard` (as written by the partitioner) and the trainer's other local
+    layouts (a preload worker's, :mod:`gnnsys.train.preload_shard`).
     """
 
-    folder: str
-    part: int
-    parts: int
-    servers: int
-    server: int
-    part_server: list
-    num_classes: int
-    num_features: int
-    global_num_nodes: int
-    global_num_edges: int
-    global_train_count: int
-    global_val_count: int
-    global_test_count: int
     owned: np.ndarray
     halo: np.ndarray
     halo_offsets: np.ndarray
@@ -251,7 +238,6 @@ class Shard:
     orig_ids: np.ndarray
     in_deg: np.ndarray
     out_deg: np.ndarray
-    manifest: dict = field(repr=False, default_factory=dict)
 
     @property
     def num_owned(self) -> int:
@@ -262,6 +248,30 @@ class Shard:
     def num_halo(self) -> int:
         """Number of halo rows n_halo."""
         return int(self.halo.shape[0])
+
+
+@dataclass
+class Shard(LocalRows):
+    """One part of a partition, its arrays as read-only memory maps (layout: module docstring).
+
+    ``parts``/``servers``/``server``/``global_*`` and counts come from the manifest;
+    ``num_owned`` and ``num_halo`` are the local row counts (local rows = owned then halo).
+    """
+
+    folder: str = ""
+    part: int = 0
+    parts: int = 0
+    servers: int = 1
+    server: int = 0
+    part_server: list = field(default_factory=list)
+    num_classes: int = 0
+    num_features: int = 0
+    global_num_nodes: int = 0
+    global_num_edges: int = 0
+    global_train_count: int = 0
+    global_val_count: int = 0
+    global_test_count: int = 0
+    manifest: dict = field(repr=False, default_factory=dict)
 
 
 def _load_npy(path: str) -> np.ndarray:

@@ -28,12 +28,13 @@ the sampler read), so full-graph, minibatch, quantized and stale training run on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from gnnsys.errors import UserError
+from gnnsys.partition.format import LocalRows
 from gnnsys.partition.preload import Preload
 
 #: ``request(arrays_by_part) -> arrays_from_each_part``: an all-to-all of int64 arrays over
@@ -42,45 +43,21 @@ Request = Callable[[list], list]
 
 
 @dataclass
-class PreloadShard:
+class PreloadShard(LocalRows):
     """The local rows and exchange layout of one preload worker (see the module docstring).
 
     ``owned`` are the global IDs of the extended owned rows (the part's nodes, then its preload
-    range) and ``hop`` their hop distance (0 for the part's nodes, ascending); ``feat`` covers
+    share) and ``hop`` their hop distance (0 for the part's nodes, ascending); ``feat`` covers
     them; labels, masks and ``orig_ids`` cover only the part's own nodes (the first
-    ``num_part_owned`` rows). Other attributes follow :class:`~gnnsys.partition.format.Shard`.
+    ``num_part_owned`` rows); ``preload_rows`` are the rows of the server's preload it holds.
+    Halo rows all come from workers of this server.
     """
 
-    folder: str
-    part: int
-    owned: np.ndarray
-    halo: np.ndarray
-    halo_offsets: np.ndarray
-    indptr: np.ndarray
-    indices: np.ndarray
-    send_index: np.ndarray
-    send_offsets: np.ndarray
-    feat: np.ndarray
-    label: np.ndarray
-    train_mask: np.ndarray
-    val_mask: np.ndarray
-    test_mask: np.ndarray
-    orig_ids: np.ndarray
-    in_deg: np.ndarray
-    out_deg: np.ndarray
-    num_part_owned: int
-    preload_rows: np.ndarray
-    hop: np.ndarray
-
-    @property
-    def num_owned(self) -> int:
-        """Number of extended owned rows (part nodes + preload range)."""
-        return int(self.owned.shape[0])
-
-    @property
-    def num_halo(self) -> int:
-        """Number of halo rows (all from workers of this server)."""
-        return int(self.halo.shape[0])
+    folder: str = ""
+    part: int = 0
+    num_part_owned: int = 0
+    preload_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    hop: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def preload_owners(hop: np.ndarray, workers: int) -> np.ndarray:
