@@ -103,6 +103,14 @@ class Block:
             )
         return self._cache["edge_dst"]
 
+    def dst_rows(self, h_src: Tensor) -> Tensor:
+        """Return the destination rows of ``h_src`` (its first ``num_dst`` rows).
+
+        ``h_src`` itself when every source is a destination (one process, full graph): a slice
+        would cost a zero-filled full-size gradient and a copy in backward.
+        """
+        return h_src if h_src.shape[0] == self.num_dst else h_src[: self.num_dst]
+
     def local_in_degree(self) -> Tensor:
         """``int64 [num_dst]``: number of in-edges of every destination in this block."""
         return self.indptr[1:] - self.indptr[:-1]

@@ -65,7 +65,7 @@ class GATConv(nn.Module):
         loops = block.with_self_loops()
         x = self.lin(h).view(-1, self.heads, self.out_dim)
         a_src = (x * self.att_src).sum(-1)
-        a_dst = (x[: block.num_dst] * self.att_dst).sum(-1)
+        a_dst = (block.dst_rows(x) * self.att_dst).sum(-1)
         scores = F.leaky_relu(a_src[loops.edge_src] + a_dst[loops.edge_dst], self.negative_slope)
         alpha = loops.edge_softmax(scores)
         out = torch.stack([loops.spmm(x[:, k], alpha[:, k]) for k in range(self.heads)], dim=1)

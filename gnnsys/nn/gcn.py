@@ -58,7 +58,7 @@ class GCNConv(nn.Module):
         self_w = block.gcn_self_weights(h.dtype).unsqueeze(-1)
 
         def propagate(x: Tensor) -> Tensor:
-            return block.spmm(x, edge_w) + self_w * x[: block.num_dst]
+            return block.spmm(x, edge_w) + self_w * block.dst_rows(x)
 
         if pre_exchanged and self.out_dim < self.in_dim:
             out = propagate(h)

@@ -54,7 +54,7 @@ class GINConv(nn.Module):
         """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``, or from
         ``pre_exchange(h)`` when ``pre_exchanged``."""
         def propagate(x: Tensor) -> Tensor:
-            return block.aggregate(x, "sum") + (1.0 + self.eps.to(x.dtype)) * x[: block.num_dst]
+            return block.aggregate(x, "sum") + (1.0 + self.eps.to(x.dtype)) * block.dst_rows(x)
 
         if pre_exchanged and self.out_dim < self.in_dim:
             z = propagate(h) + self.lin1.bias

@@ -60,4 +60,4 @@ class SAGEConv(nn.Module):
             return out + h[: block.num_dst, self.out_dim:]
         out = transform_aggregate(h, self.lin_l.weight, lambda x: block.aggregate(x, "mean"),
                                   self.lin_l.bias)
-        return out + self.lin_r(h[: block.num_dst])
+        return out + self.lin_r(block.dst_rows(h))
