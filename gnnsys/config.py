@@ -81,7 +81,8 @@ class TrainConfig:
     threads: int = _opt(0, "torch intra-op threads per rank (0 = cores / ranks on this host)")
     timeout: float = _opt(120.0, "abort the whole job when a rank makes no progress (waits in "
                           "an exchange or collective) for this many seconds: a peer died or "
-                          "hangs (0 = wait forever)")
+                          "hangs (5x this until the first epoch ends; at least 3x the slowest "
+                          "epoch; 0 = wait forever)")
 
     def validate(self) -> "TrainConfig":
         """Check ranges and combinations; return self or raise :class:`UserError`."""

@@ -8,6 +8,12 @@ at each step (every layer's exchange, backward, all-reduce, evaluation, checkpoi
 thread checks the time since the last beat and, past ``timeout_s``, prints one line and aborts
 the job (``MPI_Abort``, which makes the launcher kill every rank).
 
+The first epoch (numba compiles, first-touch page faults, cache building) may take much longer
+than later ones, and a rank may legitimately compute for a long time between beats on a big
+graph: until the first epoch completes the limit is ``first_epoch_factor`` x ``timeout_s``, and
+after each epoch (:meth:`epoch_done`) it is ``timeout_s`` or 3x the slowest epoch so far,
+whichever is larger.
+
 Ranks fire a little apart (a quarter second per rank, capped at 5 s) so that usually only the
 lowest waiting rank prints before the abort takes the others down.
 """
@@ -38,13 +44,18 @@ class Watchdog:
         rank: this rank (names it in the message, staggers the firing).
         abort: called with the exit code (1) when the watchdog fires; default :func:`mpi_abort`.
         poll_s: how often the thread looks at the clock.
+        first_epoch_factor: the limit before the first :meth:`epoch_done` is this many times
+            ``timeout_s``.
 
     Use as a context manager around the work: armed on enter, stopped on exit.
     """
 
     def __init__(self, timeout_s: float, rank: int = 0,
-                 abort: Optional[Callable[[int], None]] = None, poll_s: float = 1.0) -> None:
+                 abort: Optional[Callable[[int], None]] = None, poll_s: float = 1.0,
+                 first_epoch_factor: float = 5.0) -> None:
         self.timeout_s = float(timeout_s)
+        self.limit_s = self.timeout_s * max(1.0, first_epoch_factor)
+        self._slowest_epoch = 0.0
         self.rank = rank
         self._abort = abort or mpi_abort
         self._poll_s = min(poll_s, max(0.05, self.timeout_s / 4)) if self.timeout_s else poll_s
@@ -59,6 +70,11 @@ class Watchdog:
         """Record progress: the rank is now at ``where`` (named in the message if it stalls)."""
         self._last = time.monotonic()
         self._where = where
+
+    def epoch_done(self, epoch_s: float) -> None:
+        """An epoch took ``epoch_s`` seconds: wait at most ``max(timeout_s, 3 x slowest)``."""
+        self._slowest_epoch = max(self._slowest_epoch, float(epoch_s))
+        self.limit_s = max(self.timeout_s, 3.0 * self._slowest_epoch)
 
     def start(self) -> "Watchdog":
         """Arm the watchdog (start its daemon thread); returns self. No-op when disabled."""
@@ -85,10 +101,10 @@ class Watchdog:
     def _watch(self) -> None:
         while not self._stop.wait(self._poll_s):
             idle = time.monotonic() - self._last
-            if idle > self.timeout_s + self._grace:
+            if idle > self.limit_s + self._grace:
                 self.fired = True
                 print(f"gnnsys train: failed (rank {self.rank}): no progress for {idle:.0f} s "
                       f"after {self._where} (a peer rank died or hangs; --timeout "
-                      f"{self.timeout_s:g}); aborting the job", file=sys.stderr, flush=True)
+                      f"{self.timeout_s:g}, limit now {self.limit_s:g} s); aborting the job", file=sys.stderr, flush=True)
                 self._abort(1)
                 return

@@ -303,6 +303,7 @@ class Trainer:
         cfg, evaluation = self.cfg, {}
         for epoch in range(self.start_epoch, cfg.epochs):
             stats = self.train_epoch(epoch)
+            self.watchdog.epoch_done(stats["epoch_s"])
             last = epoch == cfg.epochs - 1
             self.watchdog.beat(f"epoch {epoch} evaluation")
             evaluation = (self.evaluate() if (epoch + 1) % cfg.eval_every == 0 or last
