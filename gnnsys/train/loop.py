@@ -117,7 +117,7 @@ class Trainer:
 
     def _load_shard(self, shard, num_classes: int) -> None:
         dev, dt = self.device, self.dtype
-        tensor = lambda a: torch.from_numpy(np.array(a))  # noqa: E731 - copies the memmap
+        tensor = _owned_tensor
         self.num_classes = num_classes
         self.feat = tensor(shard.feat)
         if not torch.isfinite(self.feat).all():
@@ -382,6 +382,14 @@ class Trainer:
         tmp = f"{path}.tmp-{os.getpid()}.npy"
         np.save(tmp, pred)
         os.replace(tmp, path)
+
+
+def _owned_tensor(array: np.ndarray) -> Tensor:
+    """Return ``array`` as a tensor this process owns: memory maps (and read-only arrays) are
+    copied, arrays already in private memory (a preload worker's layout) are wrapped as they are."""
+    if isinstance(array, np.memmap) or not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array)
+    return torch.from_numpy(array)
 
 
 def _broadcast_bytes(ctx: DistContext, data: bytes) -> bytes:
