@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnsys.nn.block import Block
-from gnnsys.nn.functional import transform_aggregate
 
 
 class SAGEConv(nn.Module):
@@ -44,20 +43,28 @@ class SAGEConv(nn.Module):
     def _projects_first(self) -> bool:
         return 2 * self.out_dim < self.in_dim
 
-    def pre_exchange(self, h: Tensor) -> Tensor:
-        """Row-wise part run before the halo exchange: ``cat(h @ W_2.T, h @ W_1.T)``
-        ``[rows, 2 * out_dim]`` (one matrix product) when ``2 * out_dim < in_dim``, else ``h``."""
-        if not self._projects_first():
-            return h
+    def _project_both(self, h: Tensor) -> Tensor:
+        """``cat(h @ W_2.T, h @ W_1.T)`` ``[rows, 2 * out_dim]`` in one matrix product."""
         return F.linear(h, torch.cat([self.lin_l.weight, self.lin_r.weight]))
+
+    def pre_exchange(self, h: Tensor) -> Tensor:
+        """Row-wise part run before the halo exchange: :meth:`_project_both` when
+        ``2 * out_dim < in_dim``, else ``h``."""
+        return self._project_both(h) if self._projects_first() else h
 
     def forward(self, block: Block, h: Tensor, pre_exchanged: bool = False) -> Tensor:
         """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``, or from
-        ``pre_exchange(h)`` when ``pre_exchanged``."""
-        if pre_exchanged and self._projects_first():
-            out = block.aggregate(h[:, : self.out_dim], "mean")
+        ``pre_exchange(h)`` when ``pre_exchanged``.
+
+        A narrowing layer (``out_dim < in_dim``) applies both weights in one matrix product and
+        aggregates ``out_dim`` columns; otherwise it aggregates ``h`` and accumulates the
+        neighbour product into the root product (one ``addmm``, no separate sum).
+        """
+        projected = pre_exchanged and self._projects_first()
+        if projected or self.out_dim < self.in_dim:
+            both = h if projected else self._project_both(h)
+            out = block.aggregate(both[:, : self.out_dim], "mean")
             out = out if self.lin_l.bias is None else out + self.lin_l.bias
-            return out + h[: block.num_dst, self.out_dim:]
-        out = transform_aggregate(h, self.lin_l.weight, lambda x: block.aggregate(x, "mean"),
-                                  self.lin_l.bias)
-        return out + self.lin_r(block.dst_rows(h))
+            return out + both[: block.num_dst, self.out_dim:]
+        root = F.linear(block.dst_rows(h), self.lin_r.weight, self.lin_l.bias)
+        return torch.addmm(root, block.aggregate(h, "mean"), self.lin_l.weight.t())
