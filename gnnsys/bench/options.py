@@ -24,7 +24,8 @@ class BenchOptions:
         hosts, ranks_per_host: the emulated cluster of the exchange suite.
         settings: keys of the exchange settings to compare (None: all available).
         epochs: training epochs per run (exchange, accuracy) or timed epochs (compute).
-        seeds: seeds per dataset and setting of the accuracy suite.
+        seeds: seeds per dataset and setting of the accuracy suites.
+        datasets: dataset specs of the accuracy suites (None: each suite's own list).
         seed: graph and weight seed.
         timeout: seconds allowed to one child process (a training run, a partitioner).
     """
@@ -40,6 +41,7 @@ class BenchOptions:
     settings: Optional[List[str]] = None
     epochs: Optional[int] = None
     seeds: Optional[int] = None
+    datasets: Optional[List[str]] = None
     seed: int = 0
     timeout: float = 900.0
 

@@ -52,6 +52,9 @@ def register(subparsers) -> None:
                         "accuracy 200; quick 3 / 3 / 100)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds of the accuracy suite (unset: 5; quick 1)")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
+                        help="datasets of the accuracy suites, e.g. --datasets citeseer "
+                        "synthetic:200000 (unset: each suite's own list)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: GPU kernels and NCCL; without a GPU the run is skipped "
                         "with one line and exit code 0")
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
                         settings=[s.key for s in settings] if args.settings else None,
                         epochs=_positive(args.epochs, "--epochs"),
                         seeds=_positive(args.seeds, "--seeds"), seed=args.seed,
+                        datasets=args.datasets,
                         timeout=args.timeout)
     name = "PERFORMANCE-quick.md" if args.quick else "PERFORMANCE.md"
     report = Path(args.report) if args.report else opts.out / name
