@@ -91,6 +91,16 @@ class DistContext:
             self.comm.Allreduce(send, recv)
         return recv
 
+    def allreduce_max(self, values: np.ndarray) -> np.ndarray:
+        """Return the element-wise maximum of ``values`` over all ranks (same dtype and shape)."""
+        send = np.ascontiguousarray(values)
+        recv = send.copy()
+        if self.comm is not None and self.size > 1:
+            from mpi4py import MPI
+
+            self.comm.Allreduce(send, recv, op=MPI.MAX)
+        return recv
+
     def check_placement(self, part_server: np.ndarray) -> None:
         """Raise :class:`UserError` unless the server of every rank matches ``part_server``.
 

@@ -110,10 +110,4 @@ class MinibatchEpochs:
 
 
 def _max_over_ranks(ctx: DistContext, value: int) -> int:
-    if ctx.size == 1:
-        return int(value)
-    from mpi4py import MPI
-
-    buf = np.array([value], dtype=np.int64)
-    ctx.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
-    return int(buf[0])
+    return int(ctx.allreduce_max(np.array([value], dtype=np.int64))[0])

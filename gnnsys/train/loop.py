@@ -245,8 +245,9 @@ class Trainer:
     def _epoch_stats(self, epoch_s: float, loss: float, train_acc: float) -> dict:
         """The metrics record of an epoch: times (maxima over ranks), bytes (sums), memory."""
         c = self.counters
-        times = self._max_over_ranks([epoch_s, c.comm_wait_s, c.comm_s, c.codec_s,
-                                      epoch_s - c.comm_wait_s - c.codec_s, _rss_mb()])
+        times = self.ctx.allreduce_max(np.array([epoch_s, c.comm_wait_s, c.comm_s, c.codec_s,
+                                                 epoch_s - c.comm_wait_s - c.codec_s, _rss_mb()],
+                                                dtype=np.float64))
         return {"loss": loss, "train_acc": train_acc,
                 "epoch_s": times[0], "compute_s": max(0.0, times[4]), "comm_s": times[2],
                 "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx),
@@ -329,14 +330,6 @@ class Trainer:
         if self.worker is not None:
             self.worker.close()
             self.worker = self.exchange.worker = None
-
-    def _max_over_ranks(self, values: list) -> np.ndarray:
-        arr = np.array(values, dtype=np.float64)
-        if self.ctx.size > 1:
-            from mpi4py import MPI
-
-            self.ctx.comm.Allreduce(MPI.IN_PLACE, arr, op=MPI.MAX)
-        return arr
 
     def _save(self, epoch: int) -> None:
         if self.ctx.rank == 0:

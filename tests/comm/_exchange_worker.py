@@ -159,6 +159,9 @@ def check_allreduce(ctx, backend, dtype):
     if sums.dtype != np.float64 or sums.tolist() != [ctx.size * (ctx.size - 1) / 2,
                                                       1.5 * ctx.size]:
         fail(ctx, f"allreduce_scalars gave {sums}")
+    maxima = ctx.allreduce_max(np.array([ctx.rank, -ctx.rank], dtype=np.int64))
+    if maxima.dtype != np.int64 or maxima.tolist() != [ctx.size - 1, 0]:
+        fail(ctx, f"allreduce_max gave {maxima}")
 
 
 def check_mismatch_detected(ctx, shards, plan):

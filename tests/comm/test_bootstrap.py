@@ -15,6 +15,7 @@ def test_single_process_is_a_one_rank_one_server_world():
     assert (ctx.server, ctx.num_servers, ctx.server_of_rank) == (0, 1, [0])
     assert ctx.is_leader and ctx.link_of(0) == "intra" and ctx.host
     assert ctx.allreduce_sum(np.array([3, 4])).tolist() == [3, 4]
+    assert ctx.allreduce_max(np.array([3.5, -1.0])).tolist() == [3.5, -1.0]
     ctx.barrier()
     ctx.close()
 
