@@ -239,8 +239,9 @@ def _slug(flags: Sequence[str]) -> str:
     """Folder suffix for partition ``flags`` (empty for the default exchange layout)."""
     if list(flags) == ["--preload-hops", "0"]:
         return ""
-    return "-" + "".join(f.lstrip("-").replace("preload-hops", "h").replace("ext-fanout", "f")
-                         for f in flags)
+    short = {"--preload-hops": "h", "--ext-fanout": "f"}
+    return "-" + "".join(short.get(f, f.lstrip("-") if f.startswith("--") else
+                                   f.replace("-", "m")) for f in flags)
 
 
 def reference_compute(partition: Path, common: List[str], runs_dir: Path,

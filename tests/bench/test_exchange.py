@@ -125,3 +125,9 @@ def test_smoke_run_on_the_bed(tmp_path, capsys):
     assert all(a is not None for a in row["test_acc"])  # the fastest link evaluates every epoch
     assert (tmp_path / data["plots"][0]).stat().st_size > 0
     assert "| 1gbit | fp32 sync |" in capsys.readouterr().out
+
+
+def test_partition_folders_differ_for_every_preload_flag_value():
+    slugs = {ex._slug(["--preload-hops", "3", "--ext-fanout", f]) for f in ("-1", "1", "15")}
+    assert len(slugs) == 3
+    assert ex._slug(["--preload-hops", "0"]) == ""
