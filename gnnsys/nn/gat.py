@@ -23,7 +23,9 @@ class GATConv(nn.Module):
 
     (heads concatenated, or averaged when ``concat=False``). The softmax runs over the in-edges
     of a destination plus its self-loop, all local to a shard, so it is exact. Parameter names
-    follow PyG (``lin``, ``att_src``, ``att_dst``, ``bias``).
+    follow PyG (``lin``, ``att_src``, ``att_dst``, ``bias``). When ``heads * out_dim < in_dim``
+    the projection :math:`\mathbf{W}\mathbf{x}` is the layer's :meth:`pre_exchange`, so the halo
+    exchange carries ``heads * out_dim`` columns instead of ``in_dim``.
 
     Args:
         in_dim (int): input feature width.
@@ -60,10 +62,20 @@ class GATConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, block: Block, h: Tensor) -> Tensor:
-        """Return ``[num_dst, heads * out_dim]`` (or ``[num_dst, out_dim]``) from ``h``."""
+    def _projects_first(self) -> bool:
+        return self.heads * self.out_dim < self.in_dim
+
+    def pre_exchange(self, h: Tensor) -> Tensor:
+        """Row-wise part run before the halo exchange: ``h @ W.T`` ``[rows, heads * out_dim]``
+        when ``heads * out_dim < in_dim``, else ``h``."""
+        return self.lin(h) if self._projects_first() else h
+
+    def forward(self, block: Block, h: Tensor, pre_exchanged: bool = False) -> Tensor:
+        """Return ``[num_dst, heads * out_dim]`` (or ``[num_dst, out_dim]``) from ``h``
+        ``[num_src, in_dim]``, or from ``pre_exchange(h)`` when ``pre_exchanged``."""
         loops = block.with_self_loops()
-        x = self.lin(h).view(-1, self.heads, self.out_dim)
+        projected = h if pre_exchanged and self._projects_first() else self.lin(h)
+        x = projected.view(-1, self.heads, self.out_dim)
         a_src = (x * self.att_src).sum(-1)
         a_dst = (block.dst_rows(x) * self.att_dst).sum(-1)
         scores = F.leaky_relu(a_src[loops.edge_src] + a_dst[loops.edge_dst], self.negative_slope)

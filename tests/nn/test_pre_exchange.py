@@ -10,12 +10,14 @@ BUILD = {
     "gcn": lambda i, o: GCNConv(i, o),
     "sage": lambda i, o: SAGEConv(i, o),
     "gin": lambda i, o: GINConv(i, o, eps=0.3, train_eps=True),
+    "gat": lambda i, o: GATConv(i, o // 2, heads=2),
 }
 # (in, out, width of pre_exchange's rows): SAGE projects first only when 2 * out < in.
 CASES = {
     "gcn": [(12, 3, 3), (6, 5, 5), (3, 6, 3)],
     "sage": [(12, 3, 6), (6, 4, 6), (3, 6, 3)],
     "gin": [(12, 3, 3), (6, 5, 5), (3, 6, 3)],
+    "gat": [(12, 4, 4), (6, 6, 6), (3, 6, 3)],  # out = heads * out_dim, heads = 2
 }
 PARAMS = [(name, *dims) for name, cases in CASES.items() for dims in cases]
 
@@ -86,4 +88,4 @@ def test_apply_layer_exchanges_the_narrow_rows(split, layer_kind):
 
     out = apply_layer(layer, block, h_src[:owned], exchange)
     torch.testing.assert_close(out, layer(block, h_src), rtol=1e-12, atol=1e-12)
-    assert seen == [3 if layer_kind == "gcn" else 12]
+    assert seen == [12 if layer_kind == "plain" else 3]
