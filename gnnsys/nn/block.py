@@ -217,17 +217,28 @@ class Block:
         raise ValueError(f"unknown reduce {reduce!r}: use 'sum', 'mean' or 'max'")
 
     def gcn_norm_weights(self, dtype: Optional[torch.dtype] = None) -> Tensor:
-        """``[E]``: GCN edge weights ``1 / sqrt((deg_i + 1)(deg_j + 1))`` for edge ``j -> i``.
+        """``[E]``: GCN edge weights ``(deg_i / k_i) / sqrt((deg_i + 1)(deg_j + 1))`` for edge
+        ``j -> i``.
 
         ``deg`` is the GLOBAL in-degree (PyG's ``gcn_norm`` convention with self-loops: both
-        endpoints use in-degree + 1). The self-loop weights are :meth:`gcn_self_weights`.
-        ``dtype`` defaults to the default float dtype; cached per dtype.
+        endpoints use in-degree + 1) and ``k_i`` the number of in-edges of ``i`` in this block.
+        A block holding every in-edge of its destinations (a shard, a full graph, fanout -1) has
+        ``k_i = deg_i``: the factor is exactly 1 and these are PyG's weights. A sampled block
+        (``k_i`` of ``deg_i`` in-neighbours drawn uniformly) gets the factor ``deg_i / k_i``, so
+        the sampled sum is an unbiased estimate of the full-neighbourhood sum and training sees
+        the scale that full-graph inference does. The self-loop weights are
+        :meth:`gcn_self_weights`. ``dtype`` defaults to the default float dtype; cached per dtype.
         """
         dtype = dtype or torch.get_default_dtype()
         key = ("gcn", dtype)
         if key not in self._cache:
             inv_sqrt = (self.in_deg.to(dtype) + 1.0).rsqrt()
-            self._cache[key] = inv_sqrt[self.edge_dst] * inv_sqrt[self.edge_src]
+            weights = inv_sqrt[self.edge_dst] * inv_sqrt[self.edge_src]
+            local = self.local_in_degree()
+            if not torch.equal(local, self.in_deg[: self.num_dst].to(local.dtype)):
+                scale = self.in_deg[: self.num_dst].to(dtype) / local.clamp(min=1).to(dtype)
+                weights = weights * scale[self.edge_dst]
+            self._cache[key] = weights
         return self._cache[key]
 
     def gcn_self_weights(self, dtype: Optional[torch.dtype] = None) -> Tensor:

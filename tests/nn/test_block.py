@@ -89,6 +89,26 @@ def test_gcn_norm_weights_use_in_degree_plus_one(graph):
     torch.testing.assert_close(block.gcn_self_weights(torch.float64), torch.as_tensor(1 / (deg + 1)))
 
 
+def test_sampled_block_gcn_weights_are_scaled_by_deg_over_sampled_count(graph):
+    """Row i keeps k_i of its deg_i in-edges: each kept edge weighs deg_i / k_i times its
+    full-graph weight, so a uniform sample's expected sum is the full-graph sum."""
+    indptr, indices = graph
+    full = Block.full_graph(indptr, indices)
+    w_full = full.gcn_norm_weights(torch.float64)
+    deg = np.diff(indptr)
+    k = (deg + 1) // 2
+    rng = np.random.default_rng(0)
+    kept = np.concatenate([np.sort(rng.choice(np.arange(indptr[i], indptr[i + 1]), k[i],
+                                              replace=False)) for i in range(len(deg))])
+    sampled = Block(torch.as_tensor(np.concatenate([[0], np.cumsum(k)])),
+                    torch.as_tensor(indices[kept]), len(deg), full.in_deg, full.out_deg)
+    dst = np.repeat(np.arange(len(deg)), k)
+    expected = w_full[torch.as_tensor(kept)] * torch.as_tensor(deg[dst] / k[dst])
+    torch.testing.assert_close(sampled.gcn_norm_weights(torch.float64), expected,
+                               rtol=1e-15, atol=0)
+    assert (deg > k).any()  # some rows really are subsampled
+
+
 def test_with_self_loops_appends_one_loop_per_row(graph):
     indptr, indices = graph
     loops = Block.full_graph(indptr, indices).with_self_loops()
