@@ -17,7 +17,8 @@ from gnnsys.bench.common import LoadSampler, machine, result_path, today, write_
 from gnnsys.bench.options import BenchOptions
 from gnnsys.errors import RuntimeFailure, UserError
 
-SUITES = ("codec", "compute", "partition", "memory", "exchange", "accuracy")  # `all`, in order
+SUITES = ("codec", "compute", "partition", "memory", "exchange", "accuracy", "batching",
+          "preload")  # `all`, in order
 
 
 def suite_module(name: str) -> ModuleType:

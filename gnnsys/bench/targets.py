@@ -162,28 +162,53 @@ def _exchange_bound(res: dict, rate: str, row: dict, field: str) -> str:
 
 
 def _accuracy(res: Optional[dict]) -> List[Row]:
+    from gnnsys.bench.accuracy import PYG, TARGETS as ACC, synthetic_with
+
+    results = (res or {}).get("results", {})
     out = []
     for dataset in ("cora", "citeseer"):
         label = f"GCN {dataset} test accuracy, 4 ranks, mean of seeds"
-        goal = f">= {0.805 if dataset == 'cora' else 0.695}"
-        per = (res or {}).get("results", {}).get(dataset)
-        if not per:
+        goal = f">= {ACC[dataset]}"
+        fp32 = results.get(dataset, {}).get("fp32")
+        if fp32 is None:
             out.append(Row(4, label, NOT_MEASURED, goal))
-            out.append(Row(5, f"1-bit + pipeline vs fp32 sync accuracy, {dataset}", NOT_MEASURED,
-                           "within 0.3 pp"))
             continue
-        n = len(res["config"]["seeds"])
-        fp32 = per["fp32"]
-        limit = 0.805 if dataset == "cora" else 0.695
+        n = len(fp32["test_acc"])
         out.append(Row(4, f"{label} ({n})", f"{fp32['mean']:.4f} ± {fp32['std']:.4f}", goal,
-                       f"Kipf & Welling {res['published'][dataset]}", fp32["mean"] >= limit,
+                       f"Kipf & Welling {res['published'][dataset]}", fp32["mean"] >= ACC[dataset],
                        "" if n >= 5 else "fewer than the 5 seeds the target asks"))
-        pipe = per.get("1bit-pipeline")
-        out.append(Row(5, f"1-bit + pipeline vs fp32 sync accuracy, {dataset} ({n} seeds)",
-                       NOT_MEASURED if pipe is None else f"{pipe['pp_vs_fp32']:+.2f} pp",
-                       "within 0.3 pp", "-",
-                       None if pipe is None else abs(pipe["pp_vs_fp32"]) <= 0.3))
+    out.append(_vs_pyg(results, synthetic_with(results, PYG)))
+    for dataset in ("cora", "citeseer", synthetic_with(results, "1bit-pipeline")):
+        label = f"1-bit + pipeline vs fp32 sync accuracy, {dataset or 'a synthetic graph'}"
+        pipe = results.get(dataset, {}).get("1bit-pipeline")
+        if pipe is None:
+            out.append(Row(5, label, NOT_MEASURED, f"within {ACC['pp_vs_fp32']} pp"))
+            continue
+        out.append(Row(5, f"{label} ({len(pipe['test_acc'])} seeds)",
+                       f"{pipe['pp_vs_fp32']:+.2f} pp", f"within {ACC['pp_vs_fp32']} pp", "-",
+                       abs(pipe["pp_vs_fp32"]) <= ACC["pp_vs_fp32"]))
     return out
+
+
+def _vs_pyg(results: dict, dataset: Optional[str]) -> Row:
+    """Issue 4's row: gnnsys fp32 (4 ranks) minus single-process PyG on ``dataset``; met is
+    judged on synthetic:200000 only (another synthetic graph is shown without it)."""
+    from gnnsys.bench.accuracy import PYG, PYG_DATASET as target, TARGETS as ACC
+
+    limit = ACC["pp_vs_pyg"]
+    goal = f"within {limit} pp"
+    if dataset is None:
+        return Row(4, f"{target} accuracy vs single-process PyG (gnnsys fp32 - PyG)",
+                   NOT_MEASURED, goal, note="`gnnsys bench accuracy` (in its default datasets)")
+    fp32, pyg = results[dataset]["fp32"], results[dataset][PYG]
+    n, gap = len(pyg["test_acc"]), -pyg["pp_vs_fp32"]
+    notes = ([] if dataset == target else [f"target is on {target}"]) + \
+        ([] if n >= 5 else [f"{n} seed(s); the issue's other accuracy targets use 5 "
+                            "(--seeds 5)"])
+    return Row(4, f"{dataset} accuracy vs single-process PyG, {n} seeds (gnnsys fp32 4 ranks "
+               "- PyG)", f"{gap:+.2f} pp (gnnsys {fp32['mean']:.4f})",
+               goal, f"PyG {pyg['mean']:.4f} ± {pyg['std']:.4f}",
+               abs(gap) <= limit if dataset == target else None, "; ".join(notes))
 
 
 def _codec(res: Optional[dict]) -> List[Row]:
@@ -212,20 +237,87 @@ def _memory(res: Optional[dict]) -> List[Row]:
                 f"{four['replication_factor']:.2f} / 4)", four["ratio"] <= 0.35)]
 
 
-UNBUILT = [
-    Row(4, "synthetic:200000 accuracy vs single-process PyG", NOT_MEASURED, "within 0.5 pp",
-        note="benchmarks/synthetic_accuracy_bench.py"),
-    Row(6, "preload resident once per server: USS of 2 workers / 1 worker", NOT_MEASURED,
-        "<= 1.3", note="no memory suite yet: benchmarks/preload_memory_bench.py"),
-    Row(6, "minibatch (1024, fanouts 10,25) vs full-graph accuracy", NOT_MEASURED,
-        "within 1 pp", note="not a suite yet: benchmarks/preload_accuracy_bench.py"),
-    Row(6, "preload (f = 15) vs exact accuracy", NOT_MEASURED, "within 1 pp",
-        note="not a suite yet: benchmarks/preload_accuracy_bench.py; curves in the exchange "
-             "suite's plot"),
-]
+def _batching(res: Optional[dict]) -> List[Row]:
+    """Issue 6 accuracy rows per dataset (the two the issue names, and any other run):
+    minibatch vs full-graph, preload f = 15 vs exact, preload full closure = exact."""
+    from gnnsys.bench.batching import DATASETS, EQUAL_ACC, EQUAL_LOSS, TARGET_PP
+
+    results = (res or {}).get("results", {})
+    goal = f"within {TARGET_PP:g} pp"
+    out = []
+    for dataset in dict.fromkeys([*DATASETS, *results]):
+        per = results.get(dataset, {})
+        note = "" if dataset in DATASETS else "a dataset the issue does not name"
+        for key, label in (("minibatch", "minibatch (1024, fanouts 10,25) vs full-graph "
+                            "accuracy"), ("preload-f15", "preload (f = 15) vs exact accuracy")):
+            row = per.get(key, {})
+            if "pp_vs_exact" not in row:
+                out.append(Row(6, f"{label}, {dataset}", NOT_MEASURED, goal, note=note))
+                continue
+            exact = per["exact"]
+            out.append(Row(6, f"{label}, {dataset} ({_seeds(row)})",
+                           f"{row['pp_vs_exact']:+.2f} pp ({row['mean']:.4f})", goal,
+                           f"exact {exact['mean']:.4f} ± {exact['std']:.4f}",
+                           abs(row["pp_vs_exact"]) <= TARGET_PP, note))
+        full = per.get("preload-full", {})
+        label = f"preload, full closure (--ext-fanout -1) = exact, {dataset}"
+        goal_eq = f"equal up to float32 rounding (acc diff <= {EQUAL_ACC:g}, loss diff <= " \
+            f"{EQUAL_LOSS:g})"
+        if "max_abs_acc_diff_vs_exact" not in full:
+            out.append(Row(6, label, NOT_MEASURED, goal_eq, note=note))
+            continue
+        acc, loss = full["max_abs_acc_diff_vs_exact"], full["max_abs_loss_diff_vs_exact"]
+        out.append(Row(6, f"{label} ({_seeds(full)})",
+                       f"max acc diff {acc:.4f}, max loss diff {loss:.1e}", goal_eq, "-",
+                       acc <= EQUAL_ACC and loss <= EQUAL_LOSS,
+                       "; ".join(filter(None, [note, "float64 exactness: tests"]))))
+    return out
+
+
+def _seeds(row: dict) -> str:
+    n = len(row["seeds"])
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _preload(res: Optional[dict]) -> List[Row]:
+    """Issue 6 memory rows: the issue's literal USS ratio, and our reading of "resident once"
+    (server memory with 2 workers over 1 worker, next to a copy of the preload per worker)."""
+    from gnnsys.bench.preload import TARGET, headline
+
+    literal = "preload resident once: summed USS of a server's two workers / one worker's USS"
+    ours = "server memory, 2 workers (summed PSS) / 1 worker (its PSS), same server and preload"
+    goal = f"<= {TARGET:g}"
+    if res is None:
+        return [Row(6, literal + ", synthetic:1000000", NOT_MEASURED, goal + " (issue text)"),
+                Row(6, ours + ", synthetic:1000000", NOT_MEASURED,
+                    goal + " (our reading of 'resident once')")]
+    h, cfg = headline(res), res["config"]
+    big = int(cfg["dataset"].split(":")[1]) >= 1_000_000
+    scale = "" if big else "below 1M nodes: target not applicable; "
+    same = "" if cfg["same_server_nodes"] else "; WARNING: the layouts' servers differ"
+    return [
+        Row(6, f"{literal}, {cfg['dataset']} (worst server, end of training)",
+            f"{h['sum_uss_over_one_uss']:.2f}", goal + " (issue text)",
+            "~2 by construction (2 equal workers, each holds half the server)",
+            h["sum_uss_over_one_uss"] <= TARGET if big else None,
+            scale + "each preload row is held by exactly one worker of its server (split, not "
+            "copied), so two symmetric workers sum to ~2x one of them; the next row is the "
+            "comparison that tests 'resident once'"),
+        Row(6, f"{ours}, {cfg['dataset']} (worst server, end of training)",
+            f"{h['pss_ratio']:.2f}", goal + " (our reading of 'resident once')",
+            f"a copy of the preload per worker: {h['copy_ratio']:.2f} (estimate: + the "
+            "preload files once more per extra worker)",
+            h["pss_ratio"] <= TARGET if big else None,
+            scale + "1 worker = the same server partition with --parts 2 --servers 2; "
+            f"without the per-process runtime (Python, torch, MPI): {h['data_ratio']:.2f}"
+            + same),
+    ]
+
+
 SOURCES: Dict[str, Callable[[Optional[dict]], List[Row]]] = {
     "partition": _partition, "compute": _compute, "memory": _memory, "codec": _codec,
-    "exchange": _exchange, "accuracy": _accuracy}
+    "exchange": _exchange, "accuracy": _accuracy, "batching": _batching,
+    "preload": _preload}
 
 
 def evaluate(results: Dict[str, dict]) -> List[Row]:
@@ -237,4 +329,4 @@ def evaluate(results: Dict[str, dict]) -> List[Row]:
             if results.get(suite, {}).get("quick") and row.measured != NOT_MEASURED:
                 row.note = "quick run (small sizes)" + (f"; {row.note}" if row.note else "")
             rows.append(row)
-    return sorted(rows + UNBUILT, key=lambda r: r.issue)
+    return sorted(rows, key=lambda r: r.issue)

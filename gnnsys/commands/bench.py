@@ -11,9 +11,14 @@ SUITE_HELP = ("codec: quantization codec GB/s vs memcpy; compute: one-process ep
               "partition_graph, time and peak memory vs graph size; exchange: epoch time, bytes "
               "and accuracy per setting on an emulated 2-host cluster at each bandwidth, next "
               "to the model bound (needs root); memory: peak RSS per rank, 4 ranks vs 1; "
-              "accuracy: test accuracy per epoch and over seeds on Cora/CiteSeer, 4 ranks on "
-              "this host; all: every suite, then the report; "
-              "report: only write the report from the newest results in --out")
+              "accuracy: test accuracy per epoch and over seeds on Cora/CiteSeer and "
+              "synthetic:200000 (next to single-process PyG), 4 ranks on this host; batching: "
+              "issue-6 accuracy of full-graph exchange, minibatch 1024 (fanouts 10,25) and "
+              "preload (full closure, f=15) on 2 servers x 2 workers (CiteSeer, "
+              "synthetic:200000); preload: per-server memory (USS/PSS) of preload mode on "
+              "synthetic:1000000, 2 workers per server vs 1; all: "
+              "every suite, then the report; report: only write the report from the newest "
+              "results in --out")
 
 
 def register(subparsers) -> None:
@@ -35,7 +40,8 @@ def register(subparsers) -> None:
                         "results named <suite>-<date>-quick.json")
     parser.add_argument("--nodes", type=int, default=None,
                         help="graph nodes of compute/exchange (codec: rows) (unset: 200000 "
-                        "compute, 40000 exchange, 1000000 memory; quick 10000 / 5000 / 10000)")
+                        "compute, 40000 exchange, 1000000 memory and preload; quick 10000 / "
+                        "5000 / 10000 / 20000)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated graph sizes of the partition suite (unset: "
                         "250000,1000000,4000000; quick 5000,20000)")
@@ -49,9 +55,11 @@ def register(subparsers) -> None:
                         "preload; fp32 sync, the baseline, always runs)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per training run (unset: exchange 12, compute 5 timed, "
-                        "accuracy 200; quick 3 / 3 / 100)")
+                        "accuracy and batching 200, synthetic graphs 100, preload 3; quick "
+                        "3 / 3 / 100, 20 / 50 / 2)")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="seeds of the accuracy suite (unset: 5; quick 1)")
+                        help="seeds of the accuracy suites (unset: 5, synthetic graphs 2 "
+                        "in accuracy and 1 in batching; quick 1)")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
                         help="datasets of the accuracy suites, e.g. --datasets citeseer "
                         "synthetic:200000 (unset: each suite's own list)")
