@@ -11,7 +11,7 @@ from tqdm import tqdm
 from gnnsys.errors import UserError
 from gnnsys.graph import Graph
 from gnnsys.partition.csr import induced_subgraph, symmetric_adjacency
-from gnnsys.partition.metis import metis_kway
+from gnnsys.partition.coarsen import coarse_kway
 
 METHODS = ("metis", "random")
 #: allowed imbalance (max / mean) per METIS constraint: owned nodes, in-edges, train nodes.
@@ -24,6 +24,10 @@ UBVEC = {"nodes": 1.03, "edges": 1.05, "train": 1.05}
 #: size threshold. The default coarsening (SHEM) is kept: random matching is slower (33 s).
 METIS_OPTIONS = {"NITER": 3, "NO2HOP": 1}
 FAST_METIS_EDGES = 1_000_000
+#: from :data:`FAST_METIS_EDGES` edges on, every METIS call sees the graph contracted this many
+#: times by :func:`gnnsys.partition.coarsen.coarse_kway` (heavy-edge matching, then greedy
+#: refinement of the projected parts), so that METIS sees ~5x fewer vertices.
+COARSEN_LEVELS = 3
 
 
 def check_options(num_nodes: int, parts: int, servers: int, method: str) -> None:
@@ -67,26 +71,30 @@ def assign_parts(graph: Graph, parts: int, servers: int = 1, method: str = "meti
     """Return int64 [N]: the part (0 .. parts-1) of every node of ``graph``.
 
     ``method="metis"``: k-way METIS on the symmetrised graph, minimising the edge cut while
-    balancing owned nodes, in-edges and train nodes (with :data:`METIS_OPTIONS` from
-    :data:`FAST_METIS_EDGES` edges on); with ``servers`` S > 1 two-level (see the
-    module docstring). ``method="random"``: :func:`random_parts` (servers only name groups).
-    ``seed`` makes both deterministic. Raises :class:`UserError` for bad options.
+    balancing owned nodes, in-edges and train nodes (with :data:`METIS_OPTIONS` and
+    :data:`COARSEN_LEVELS` contractions from :data:`FAST_METIS_EDGES` edges on); with
+    ``servers`` S > 1 two-level (see the module docstring). ``method="random"``:
+    :func:`random_parts` (servers only name groups). ``seed`` makes both deterministic.
+    Raises :class:`UserError` for bad options.
     """
     check_options(graph.num_nodes, parts, servers, method)
     if method == "random":
         return random_parts(graph.num_nodes, parts, seed)
     indptr, indices = symmetric_adjacency(graph.indptr, graph.indices)
     weights, ubvec = balance_weights(graph)
-    options = METIS_OPTIONS if indices.shape[0] >= FAST_METIS_EDGES else {}
+    large = indices.shape[0] >= FAST_METIS_EDGES
+    options = METIS_OPTIONS if large else {}
+    levels = COARSEN_LEVELS if large else 0
     if servers == 1:
-        return metis_kway(indptr, indices, weights, parts, seed, ubvec, options)
-    server_of = metis_kway(indptr, indices, weights, servers, seed, ubvec, options)
+        return coarse_kway(indptr, indices, weights, parts, levels, seed, ubvec, options)
+    server_of = coarse_kway(indptr, indices, weights, servers, levels, seed, ubvec, options)
     per_server = parts // servers
     assignment = np.empty(graph.num_nodes, dtype=np.int64)
     for server in tqdm(range(servers), desc="metis per server", disable=None if progress else True,
                        leave=False):
         nodes = np.flatnonzero(server_of == server)
         sub_ptr, sub_idx = induced_subgraph(indptr, indices, nodes)
-        local = metis_kway(sub_ptr, sub_idx, weights[nodes], per_server, seed, ubvec, options)
+        local = coarse_kway(sub_ptr, sub_idx, weights[nodes], per_server, levels, seed, ubvec,
+                            options)
         assignment[nodes] = server * per_server + local
     return assignment
