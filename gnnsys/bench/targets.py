@@ -61,19 +61,21 @@ def _partition(res: Optional[dict]) -> List[Row]:
     rows = [r for r in res["rows"] if "error" not in r["gnnsys"]]
     out = []
     big = max(rows, key=lambda r: r["nodes"], default=None)
+    # the time and memory targets are set at 1M nodes: judge the run nearest to 1M
+    at = min(rows, key=lambda r: abs(r["nodes"] - 1_000_000), default=None)
     for key, label, goal, limit in (("wall_s", "wall", goal_t, 33.0),
                                     ("peak_rss_gib", "peak RSS", goal_m, 3.5)):
-        if big is None:
+        if at is None:
             out.append(Row(3, f"partition, 8 parts: {label}", "failed", goal))
             continue
-        g, d = big["gnnsys"], big.get("dgl", {})
+        g, d = at["gnnsys"], at.get("dgl", {})
         peer = (f"DGL partition_graph {d[key]:.2f}" if key in d and "error" not in d
                 else "DGL: " + (d.get("skipped") or d.get("error", "-")))
-        at_1m = big["nodes"] >= 1_000_000
-        out.append(Row(3, f"partition {big['nodes']:,} nodes / {big['edges']:,} edges, 8 parts:"
+        at_1m = at["nodes"] == 1_000_000
+        out.append(Row(3, f"partition {at['nodes']:,} nodes / {at['edges']:,} edges, 8 parts:"
                        f" {label}", f"{g[key]:.2f}", goal, peer,
                        _check(g[key], limit, False) if at_1m else None,
-                       "" if at_1m else "largest size run is below 1M: target not applicable"))
+                       "" if at_1m else "no run at 1M nodes: target not applicable"))
     if len(rows) >= 2:
         small = min(rows, key=lambda r: r["nodes"])
         growth = (big["gnnsys"]["wall_s"] / big["edges"]) / \

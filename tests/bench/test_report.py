@@ -120,3 +120,19 @@ def test_report_into_a_readme_replaces_only_the_marked_section(tmp_path):
     assert text.startswith("# title\n\nintro\n\n" + BEGIN + "\n## Performance")
     assert "old figures" not in text and text.endswith(END + "\n\n## After\nkept\n")
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+def test_partition_targets_are_judged_at_1m_nodes_and_growth_on_the_extremes():
+    from gnnsys.bench.targets import _partition
+
+    def size(nodes, wall, rss):
+        return {"nodes": nodes, "edges": nodes * 20, "dgl": {"skipped": "-"},
+                "gnnsys": {"wall_s": wall, "peak_rss_gib": rss, "balance_owned": 1.03}}
+
+    rows = _partition({"rows": [size(250_000, 5.0, 0.5), size(1_000_000, 25.0, 1.8),
+                                size(4_000_000, 160.0, 8.0)]})
+    wall, rss, growth, balance = rows
+    assert "1,000,000 nodes" in wall.target and wall.measured == "25.00" and wall.met
+    assert "1,000,000 nodes" in rss.target and rss.met
+    assert "4,000,000 vs 250,000" in growth.target and growth.measured == "2.00x" and not growth.met
+    assert balance.met
