@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from gnnsys.bench import plots
-from gnnsys.bench.common import mpirun_env
+from gnnsys.bench.common import local_mpirun, mpirun_env
 from gnnsys.bench.options import BenchOptions
 from gnnsys.bench.settings import BASELINE, BY_KEY, Setting
 from gnnsys.errors import RuntimeFailure
@@ -136,10 +136,8 @@ def run_seed(folder: str, parts: int, model: str, seed: int, extra: Sequence[str
     """Train ``model`` on the partition ``folder`` with ``mpirun -n parts`` (this host, shared
     memory) and ``seed``; return the test accuracy of its final line."""
     bindir = Path(sys.executable).parent
-    cmd = [str(bindir / "mpirun"), "-n", str(parts), "--oversubscribe", "--bind-to", "none",
-           "--mca", "btl", "self,sm", "--mca", "pml", "ob1", "--mca", "mpi_yield_when_idle", "1",
-           str(bindir / "gnnsys"), "train", folder, "--model", model, "--seed", str(seed),
-           "--no-progress", *extra]
+    cmd = [*local_mpirun(parts), str(bindir / "gnnsys"), "train", folder, "--model", model,
+           "--seed", str(seed), "--no-progress", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=mpirun_env(), timeout=timeout)
     match = re.search(r"test_acc=([0-9.]+)", proc.stdout)
     if proc.returncode != 0 or not match:

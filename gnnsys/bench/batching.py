@@ -44,7 +44,7 @@ import numpy as np
 
 from gnnsys.bench import plots
 from gnnsys.bench.accuracy import check_datasets, recipe_of
-from gnnsys.bench.common import gnnsys_cmd, mpirun_env, run_measured
+from gnnsys.bench.common import gnnsys_cmd, local_mpirun, mpirun_env, run_measured
 from gnnsys.bench.options import BenchOptions
 from gnnsys.errors import RuntimeFailure
 from gnnsys.threads import limit_numba_threads
@@ -108,10 +108,7 @@ def mpirun_module(ranks: int, module: str, args: Sequence[str], timeout: float) 
     """Run ``python -m module *args`` on ``ranks`` ranks of this host (shared memory); return
     :func:`gnnsys.bench.common.run_measured`'s figures. Raises :class:`RuntimeFailure` with the
     last error line when it fails or runs past ``timeout`` seconds."""
-    bindir = Path(sys.executable).parent
-    cmd = [str(bindir / "mpirun"), "-n", str(ranks), "--oversubscribe", "--bind-to", "none",
-           "--mca", "btl", "self,sm", "--mca", "pml", "ob1", "--mca", "mpi_yield_when_idle", "1",
-           sys.executable, "-m", module, *args]
+    cmd = [*local_mpirun(ranks), sys.executable, "-m", module, *args]
     extra = {k: v for k, v in mpirun_env().items() if os.environ.get(k) != v}  # only additions
     run = run_measured(cmd, timeout, env=extra)
     if run["returncode"] != 0:

@@ -163,6 +163,14 @@ def mpirun_env() -> Dict[str, str]:
     return env
 
 
+def local_mpirun(ranks: int) -> List[str]:
+    """Return the ``mpirun`` prefix that starts ``ranks`` ranks on this host over shared memory
+    (oversubscribed, unbound, yielding when idle: the ranks may outnumber the cores)."""
+    return [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks), "--oversubscribe",
+            "--bind-to", "none", "--mca", "btl", "self,sm", "--mca", "pml", "ob1", "--mca",
+            "mpi_yield_when_idle", "1"]
+
+
 def gnnsys_cmd() -> List[str]:
     """Return the command that runs ``gnnsys`` with this interpreter (no PATH lookup)."""
     return [sys.executable, "-m", "gnnsys.cli"]

@@ -22,7 +22,7 @@ from typing import Dict, List
 
 from gnnsys.bench import plots
 from gnnsys.bench.accuracy import partition
-from gnnsys.bench.common import GIB, TreeRssPoller, mpirun_env
+from gnnsys.bench.common import GIB, TreeRssPoller, local_mpirun, mpirun_env
 from gnnsys.bench.options import BenchOptions
 from gnnsys.errors import RuntimeFailure
 
@@ -48,12 +48,9 @@ def train_peaks(folder: Path, parts: int, train_args: List[str], timeout: float)
     Returns ``{"rank_peak_bytes": [one per rank], "tree_peak_bytes": int, "wall_s": float,
     "final_line": str}``; raises :class:`RuntimeFailure` with the last error line on failure.
     """
-    bindir = Path(sys.executable).parent
     cmd = [sys.executable, "-c", RANK_WRAPPER, "train", str(folder), *train_args]
     if parts > 1:
-        cmd = [str(bindir / "mpirun"), "-n", str(parts), "--oversubscribe", "--bind-to", "none",
-               "--mca", "btl", "self,sm", "--mca", "pml", "ob1",
-               "--mca", "mpi_yield_when_idle", "1", *cmd]
+        cmd = [*local_mpirun(parts), *cmd]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=mpirun_env())
