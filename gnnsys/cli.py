@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -42,11 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: a list of integers that starts with a minus sign (``-1,25``): argparse would read it as a flag.
+_NEGATIVE_LIST = re.compile(r"^-\d+(,-?\d+)+$")
+
+
+def join_negative_lists(argv: Sequence[str]) -> list[str]:
+    """Return ``argv`` with ``--flag -1,25`` written as ``--flag=-1,25``.
+
+    argparse takes a plain ``-1`` as a value but a comma list starting with a minus sign as an
+    unknown flag, so ``--fanouts -1,25`` would fail with "expected one argument".
+    """
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_LIST.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``gnnsys`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     limit_numba_threads()  # before any module imports numba
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
