@@ -1,10 +1,14 @@
 """Suite ``batching``: test accuracy of full-graph exchange, sampled minibatches and server
 preload (issue 6), on 4 ranks = 2 servers x 2 workers emulated on this host.
 
-Per dataset and seed, a 2-layer GCN trains in four settings, side by side:
+Per dataset and seed, a 2-layer GCN trains in five settings, side by side:
 
 * ``exact``: full-graph layer-wise exchange (``--mode exchange --batch-size full``), exact;
-* ``minibatch``: ``--batch-size 1024 --fanouts 10,25`` (seed nodes per server per step);
+* ``minibatch``: ``--batch-size 1024 --fanouts 10,25`` (seed nodes per server per step), with
+  the default control variate on the sampled input layer (exact feature aggregate plus the
+  dropout noise on the sampled edges, :meth:`gnnsys.nn.gcn.GCNConv.forward`);
+* ``minibatch-nocv``: the same with ``--no-control-variate`` (plain sampled estimate), to show
+  what the control variate buys;
 * ``preload-full``: ``--mode preload`` on a partition preloading the whole 2-hop closure
   (``--ext-fanout -1``): equals ``exact`` up to float32 rounding;
 * ``preload-f15``: ``--mode preload`` on a partition with ``--ext-fanout 15`` (GraNNDis).
@@ -23,7 +27,7 @@ time is the median over epochs (the first job of an mpirun pays tens of seconds 
 Models (:func:`gnnsys.bench.accuracy.recipe_of`): CiteSeer Kipf & Welling's GCN (hidden 16,
 row-normalised features, 200 epochs, 5 seeds); ``synthetic:N`` hidden 256 on raw features,
 100 epochs and ONE seed unless ``--seeds`` is given (one 100-epoch job of ``synthetic:200000``
-takes 10-25 minutes on 2 shared cores, so one seed of the four settings takes about an hour).
+takes 10-25 minutes on 2 shared cores, so one seed of the five settings takes about an hour).
 An mpirun may take ``--timeout`` x jobs seconds; a killed run keeps its finished jobs.
 ``--quick``: CiteSeer only, 1 seed, :data:`QUICK_EPOCHS` epochs. Issue 6 targets: minibatch within 1 pp of full-graph on CiteSeer
 and ``synthetic:200000``; preload f = 15 within 1 pp of exact; preload with the full closure
@@ -74,7 +78,11 @@ class BatchSetting:
 SETTINGS = (
     BatchSetting("exact", "full-graph exchange (exact)", -1, {"mode": "exchange"}),
     BatchSetting("minibatch", f"minibatch {BATCH_SIZE}, fanouts {FANOUTS}", -1,
-                 {"mode": "exchange", "batch_size": BATCH_SIZE, "fanouts": FANOUTS}),
+                 {"mode": "exchange", "batch_size": BATCH_SIZE, "fanouts": FANOUTS,
+                  "control_variate": True}),
+    BatchSetting("minibatch-nocv", f"minibatch {BATCH_SIZE}, fanouts {FANOUTS}, no control "
+                 "variate", -1, {"mode": "exchange", "batch_size": BATCH_SIZE,
+                                 "fanouts": FANOUTS, "control_variate": False}),
     BatchSetting("preload-full", "preload, full closure (f=-1)", -1, {"mode": "preload"}),
     BatchSetting("preload-f15", "preload, f=15", 15, {"mode": "preload"}),
 )

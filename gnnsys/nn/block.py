@@ -216,7 +216,8 @@ class Block:
             return out.scatter_reduce(0, index, h_src[self.edge_src], "amax", include_self=False)
         raise ValueError(f"unknown reduce {reduce!r}: use 'sum', 'mean' or 'max'")
 
-    def gcn_norm_weights(self, dtype: Optional[torch.dtype] = None) -> Tensor:
+    def gcn_norm_weights(self, dtype: Optional[torch.dtype] = None,
+                         zero_mean: bool = False) -> Tensor:
         """``[E]``: GCN edge weights ``(deg_i / k_i) / sqrt((deg_i + 1)(deg_j + 1))`` for edge
         ``j -> i``.
 
@@ -226,18 +227,24 @@ class Block:
         ``k_i = deg_i``: the factor is exactly 1 and these are PyG's weights. A sampled block
         (``k_i`` of ``deg_i`` in-neighbours drawn uniformly) gets the factor ``deg_i / k_i``, so
         the sampled sum is an unbiased estimate of the full-neighbourhood sum and training sees
-        the scale that full-graph inference does. The self-loop weights are
-        :meth:`gcn_self_weights`. ``dtype`` defaults to the default float dtype; cached per dtype.
+        the scale that full-graph inference does.
+
+        ``zero_mean=True`` is for a sum of independent zero-mean terms (the dropout noise of
+        :meth:`GCNConv.forward <gnnsys.nn.gcn.GCNConv.forward>`'s control variate): the factor
+        is ``sqrt(deg_i / k_i)``, which keeps the mean (zero) and makes the expected variance
+        of the sampled sum that of the full one (VR-GCN's CVD, Chen et al., ICML 2018). The
+        self-loop weights are :meth:`gcn_self_weights`. ``dtype`` defaults to the default float
+        dtype; cached per (dtype, zero_mean).
         """
         dtype = dtype or torch.get_default_dtype()
-        key = ("gcn", dtype)
+        key = ("gcn", dtype, zero_mean)
         if key not in self._cache:
             inv_sqrt = (self.in_deg.to(dtype) + 1.0).rsqrt()
             weights = inv_sqrt[self.edge_dst] * inv_sqrt[self.edge_src]
             local = self.local_in_degree()
             if not torch.equal(local, self.in_deg[: self.num_dst].to(local.dtype)):
                 scale = self.in_deg[: self.num_dst].to(dtype) / local.clamp(min=1).to(dtype)
-                weights = weights * scale[self.edge_dst]
+                weights = weights * (scale.sqrt() if zero_mean else scale)[self.edge_dst]
             self._cache[key] = weights
         return self._cache[key]
 

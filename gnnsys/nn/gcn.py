@@ -1,6 +1,8 @@
 """Graph convolution (Kipf & Welling) on a block."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,16 +53,43 @@ class GCNConv(nn.Module):
         the layer narrows (``out_dim < in_dim``), else ``h`` itself."""
         return F.linear(h, self.lin.weight) if self.out_dim < self.in_dim else h
 
-    def forward(self, block: Block, h: Tensor, pre_exchanged: bool = False) -> Tensor:
+    def control_aggregate(self, block: Block, h: Tensor) -> Tensor:
+        r"""Return the normalised neighbourhood sum ``[num_dst, d]`` of ``h`` ``[num_src, d]``
+        before the weight: :math:`\sum_{j \in \mathcal{N}(i) \cup \{i\}} x_j /
+        \sqrt{(d_i + 1)(d_j + 1)}` (linear in ``h``). On a full block this is the exact
+        aggregate that :meth:`forward`'s ``control`` takes."""
+        return self._propagate(block, h, zero_mean=False)
+
+    def forward(self, block: Block, h: Tensor, pre_exchanged: bool = False,
+                control: Optional[Tensor] = None) -> Tensor:
         """Return ``[num_dst, out_dim]`` from ``h`` ``[num_src, in_dim]``, or from
-        ``pre_exchange(h)`` when ``pre_exchanged``."""
-        edge_w = block.gcn_norm_weights(h.dtype)
-        self_w = block.gcn_self_weights(h.dtype).unsqueeze(-1)
+        ``pre_exchange(h)`` when ``pre_exchanged``.
+
+        ``control`` (``[num_dst, in_dim]``, optional) turns on the control variate of a sampled
+        input layer (VR-GCN, Chen et al., ICML 2018): ``control`` is the EXACT aggregate
+        :meth:`control_aggregate` of the clean input ``x`` over full neighbourhoods, and ``h`` is the
+        dropout noise ``dropout(x) - x``; the layer returns ``(control + A_s h) W + b``. Its mean
+        is the full-graph layer's, and as the noise terms are independent with mean zero the
+        sampled sum weighs them by ``sqrt(deg_i / k_i)`` (:meth:`Block.gcn_norm_weights`), so its
+        variance is the full-graph dropout's: the sampling adds no variance to this layer.
+        """
+        zero_mean = control is not None
 
         def propagate(x: Tensor) -> Tensor:
-            return block.spmm(x, edge_w) + self_w * block.dst_rows(x)
+            return self._propagate(block, x, zero_mean)
 
         if pre_exchanged and self.out_dim < self.in_dim:
             out = propagate(h)
-            return out if self.bias is None else out + self.bias
-        return transform_aggregate(h, self.lin.weight, propagate, self.bias)
+        elif control is None:
+            return transform_aggregate(h, self.lin.weight, propagate, self.bias)
+        else:
+            out = transform_aggregate(h, self.lin.weight, propagate)
+        if control is not None:
+            out = out + F.linear(control, self.lin.weight)
+        return out if self.bias is None else out + self.bias
+
+    @staticmethod
+    def _propagate(block: Block, x: Tensor, zero_mean: bool) -> Tensor:
+        edge_w = block.gcn_norm_weights(x.dtype, zero_mean=zero_mean)
+        self_w = block.gcn_self_weights(x.dtype).unsqueeze(-1)
+        return block.spmm(x, edge_w) + self_w * block.dst_rows(x)

@@ -12,7 +12,7 @@ Every rank runs the same number of steps (empty ones where its server has fewer 
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -64,9 +64,10 @@ class MinibatchEpochs:
 
     def run(self, model: GNN, optimizer: torch.optim.Optimizer, feat: torch.Tensor,
             label: torch.Tensor, global_ids: torch.Tensor, epoch: int, backend: str,
-            beat: Callable[[str], None]) -> dict:
+            beat: Callable[[str], None], input_aggregate: Optional[torch.Tensor] = None) -> dict:
         """Train one epoch; return ``{"loss_sum", "correct", "seeds", "steps",
-        "sampled_edges"}`` of this rank (sums over its steps)."""
+        "sampled_edges"}`` of this rank (sums over its steps). ``input_aggregate``: the input
+        layer's control variate (see :func:`~gnnsys.train.minibatch.minibatch_forward`)."""
         steps = self.schedule.steps(epoch)
         totals = self.ctx.allreduce_sum(np.array([len(s) for s in steps], dtype=np.int64))
         out = {"loss_sum": 0.0, "correct": 0, "seeds": 0, "steps": len(steps),
@@ -79,7 +80,8 @@ class MinibatchEpochs:
             rows = torch.from_numpy(batch.rows[0]).to(feat.device)
             key = epoch * _STEPS_PER_EPOCH_KEY + step
             logits = minibatch_forward(model, batch, feat[rows], global_ids, epoch,
-                                       partial(self._exchange, batch, key, beat))
+                                       partial(self._exchange, batch, key, beat),
+                                       input_aggregate)
             target = label[torch.from_numpy(batch.seeds).to(label.device)]
             loss_sum = F.cross_entropy(logits, target, reduction="sum")
             (loss_sum / max(1, int(totals[step]))).backward()

@@ -105,6 +105,7 @@ class Trainer:
                                         cfg.batch_seeds, cfg.fanout_list, self.exchange, cfg.seed)
                         if cfg.minibatch else None)
         self.epoch = 0
+        self._control: Optional[Tensor] = None
         self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
@@ -230,7 +231,8 @@ class Trainer:
         """Run the sampled steps of one epoch; return the stats of :meth:`train_epoch` plus
         ``steps`` and ``sampled_edges`` (per step, summed over ranks)."""
         out = self.batches.run(self.model, self.optimizer, self.feat, self.label,
-                               self.global_ids, epoch, self.cfg.backend, self.watchdog.beat)
+                               self.global_ids, epoch, self.cfg.backend, self.watchdog.beat,
+                               self._input_aggregate())
         epoch_s = time.perf_counter() - start
         loss, correct, seeds, edges = allreduce_scalars(
             np.array([out["loss_sum"], out["correct"], out["seeds"], out["sampled_edges"]],
@@ -241,6 +243,22 @@ class Trainer:
         stats = self._epoch_stats(epoch_s, loss / max(seeds, 1), correct / max(seeds, 1))
         stats.update(steps=out["steps"], sampled_edges=int(edges) // max(out["steps"], 1))
         return stats
+
+    @torch.no_grad()
+    def _input_aggregate(self) -> Optional[Tensor]:
+        """The input layer's control variate for sampled steps (collective, computed once):
+        its exact aggregate of the features over the shard's full neighbourhoods (one exact
+        halo exchange of the features), or None when the input layer is not sampled, has no
+        ``control_aggregate``, ``--no-control-variate`` is set or the worker holds a preload."""
+        layer = self.model.layers[0]
+        if (not self.cfg.control_variate or self.cfg.fanout_list[0] == -1
+                or not hasattr(layer, "control_aggregate") or not isinstance(self.block, Block)):
+            return None
+        if self._control is None:
+            self.watchdog.beat("control variate exchange")
+            halo = self.exchange(self.feat, 0, self.epoch, exact=True)
+            self._control = layer.control_aggregate(self.block, halo)
+        return self._control
 
     def _epoch_stats(self, epoch_s: float, loss: float, train_acc: float) -> dict:
         """The metrics record of an epoch: times (maxima over ranks), bytes (sums), memory."""

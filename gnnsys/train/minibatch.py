@@ -24,7 +24,8 @@ BatchExchange = Callable[[Tensor, int], Tensor]
 
 
 def minibatch_forward(model: GNN, batch: SampledBatch, h_in: Tensor, global_ids: Tensor,
-                      epoch: int, exchange: Optional[BatchExchange] = None) -> Tensor:
+                      epoch: int, exchange: Optional[BatchExchange] = None,
+                      input_aggregate: Optional[Tensor] = None) -> Tensor:
     """Return the logits ``[len(batch.seeds), classes]`` of the seed rows (ascending).
 
     Args:
@@ -34,17 +35,30 @@ def minibatch_forward(model: GNN, batch: SampledBatch, h_in: Tensor, global_ids:
         global_ids: ``int64 [local rows]`` global ID of every local row of the worker.
         epoch: the epoch (part of the dropout key).
         exchange: see :data:`BatchExchange`.
+        input_aggregate: ``[local owned rows, F]``, optional: the input layer's EXACT
+            aggregate of the clean features over full neighbourhoods (``control_aggregate`` on
+            the shard). Given, the input layer runs with a control variate: it receives the
+            dropout noise ``dropout(x) - x`` (zeros in eval mode) on the sampled edges plus
+            ``control = input_aggregate[rows[1]]``, so its sampled edges add no variance (see
+            :meth:`gnnsys.nn.gcn.GCNConv.forward`).
     """
     h = h_in
     last = len(model.layers) - 1
     for index, layer in enumerate(model.layers):
+        control = None
+        if index == 0 and input_aggregate is not None:
+            control = input_aggregate[torch.from_numpy(batch.rows[1]).to(h.device)]
         if model.training and model.dropout > 0:
             rows = torch.from_numpy(batch.rows[index]).to(global_ids.device)
-            h = hashed_dropout(h, global_ids[rows], model.dropout, model.seed, epoch, index)
+            dropped = hashed_dropout(h, global_ids[rows], model.dropout, model.seed, epoch, index)
+            h = dropped if control is None else dropped - h
+        elif control is not None:
+            h = torch.zeros_like(h)
         owned = batch.num_owned_src[index]
         h = apply_layer(layer, batch.blocks[index], h,
                         (lambda x, index=index: exchange(x, index)) if exchange is not None
-                        else (lambda x, owned=owned: x[:owned]), model.project_before_exchange)
+                        else (lambda x, owned=owned: x[:owned]), model.project_before_exchange,
+                        control)
         if index < last:
             h = torch.relu(h)
     return h

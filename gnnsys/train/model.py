@@ -72,7 +72,8 @@ class GNN(nn.Module):
 
 
 def apply_layer(layer: nn.Module, block: Block, h: Tensor,
-                source_rows: Callable[[Tensor], Tensor], project: bool = True) -> Tensor:
+                source_rows: Callable[[Tensor], Tensor], project: bool = True,
+                control: Optional[Tensor] = None) -> Tensor:
     """Run one layer on the source rows made from ``h``; return its ``[num_dst, out]`` rows.
 
     ``source_rows(x)`` turns rows like ``h`` into the layer's source rows (the halo exchange:
@@ -82,12 +83,15 @@ def apply_layer(layer: nn.Module, block: Block, h: Tensor,
     ``layer(block, source_rows(layer.pre_exchange(h)), pre_exchanged=True)``, which equals the
     plain call: narrowing layers exchange and hold ``[rows, out]`` instead of ``[rows, in]``.
     No reference to the source rows outlives the call, so they are freed with the layer's
-    temporaries. ``project=False`` always makes the plain call.
+    temporaries. ``project=False`` always makes the plain call. ``control`` (the exact
+    aggregate of a control variate, see :meth:`gnnsys.nn.gcn.GCNConv.forward`) is passed on as
+    ``control=`` when given.
     """
+    extra = {} if control is None else {"control": control}
     pre = getattr(layer, "pre_exchange", None) if project else None
     if pre is None:
-        return layer(block, source_rows(h))
-    return layer(block, source_rows(pre(h)), pre_exchanged=True)
+        return layer(block, source_rows(h), **extra)
+    return layer(block, source_rows(pre(h)), pre_exchanged=True, **extra)
 
 
 def build_model(cfg: TrainConfig, in_dim: int, num_classes: int) -> GNN:

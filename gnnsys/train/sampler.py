@@ -23,7 +23,10 @@ sqrt((deg_i + 1)(deg_j + 1))`` with global degrees and ``k_i`` the sampled in-ne
 ``i`` (:meth:`~gnnsys.nn.block.Block.gcn_norm_weights`): the sampled sum is an unbiased estimate
 of the full-graph one, so minibatch training sees the scale of full-graph inference (exact with
 fanout -1). Without the factor, fanout 10 on an average degree of 20 cost 6.5 pp of test
-accuracy on ``synthetic:200000``. Mean aggregation (GraphSAGE) divides by ``k_i`` (the block's
+accuracy on ``synthetic:200000``. The estimate is unbiased but noisy; for a GCN input layer
+the trainer removes that noise with a control variate (the exact feature aggregate, see
+:meth:`~gnnsys.nn.gcn.GCNConv.forward`): the sampled edges then carry only the dropout
+noise. Mean aggregation (GraphSAGE) divides by ``k_i`` (the block's
 row length); GAT's edge softmax and GIN's sum run over the sampled edges (as in PyG and DGL).
 """
 from __future__ import annotations

@@ -55,10 +55,13 @@ def test_jobs_cover_every_seed_and_setting_on_its_partition():
     job = bt.plan(BenchOptions(seeds=2, epochs=10, datasets=["citeseer"]))["citeseer"]
     jobs = bt.jobs_of("citeseer", job, {-1: "/p/full", 15: "/p/f15"})
     assert [(j["seed"], j["setting"]) for j in jobs] == \
-        [(s, k) for s in (0, 1) for k in ("exact", "minibatch", "preload-full", "preload-f15")]
+        [(s, k) for s in (0, 1)
+         for k in ("exact", "minibatch", "minibatch-nocv", "preload-full", "preload-f15")]
     by = {(j["seed"], j["setting"]): j["config"] for j in jobs}
     assert by[(1, "minibatch")]["batch_size"] == "1024" and by[(1, "minibatch")]["fanouts"] \
         == "10,25" and by[(1, "minibatch")]["seed"] == 1
+    assert by[(1, "minibatch-nocv")] == {**by[(1, "minibatch")], "control_variate": False}
+    assert by[(1, "minibatch")]["control_variate"] is True
     assert by[(0, "preload-f15")]["partition"] == "/p/f15"
     assert by[(0, "preload-full")] == {**by[(0, "exact")], "mode": "preload"}
     from gnnsys.config import TrainConfig
@@ -110,7 +113,7 @@ def test_tiny_real_run_writes_every_setting_and_reuses_it(tmp_path):
     opts = BenchOptions(out=tmp_path, datasets=["karate"], seeds=1, epochs=2, timeout=300)
     result = bt.run(opts)
     per = result["results"]["karate"]
-    assert list(per) == ["exact", "minibatch", "preload-full", "preload-f15"]
+    assert list(per) == ["exact", "minibatch", "minibatch-nocv", "preload-full", "preload-f15"]
     assert per["preload-full"]["inter_feature_bytes_per_epoch"] == 0
     assert per["exact"]["inter_feature_bytes_per_epoch"] > 0
     assert per["preload-full"]["preload_rows"] > 0
@@ -118,6 +121,6 @@ def test_tiny_real_run_writes_every_setting_and_reuses_it(tmp_path):
     assert result["costs"]["karate"]["reused"] == 0
     json.dumps(result)  # the runner writes it as JSON
     again = bt.run(opts)  # every job is in the results file: nothing runs again
-    assert again["costs"]["karate"] == {"reused": 4, "wall_s": 0.0, "cpu_s": 0.0}
+    assert again["costs"]["karate"] == {"reused": 5, "wall_s": 0.0, "cpu_s": 0.0}
     assert again["results"] == result["results"]
     assert bt.plot(result, tmp_path / "b")[0].read_bytes()[:4] == b"\x89PNG"

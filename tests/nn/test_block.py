@@ -107,6 +107,12 @@ def test_sampled_block_gcn_weights_are_scaled_by_deg_over_sampled_count(graph):
     torch.testing.assert_close(sampled.gcn_norm_weights(torch.float64), expected,
                                rtol=1e-15, atol=0)
     assert (deg > k).any()  # some rows really are subsampled
+    # zero-mean terms (a control variate's noise) are scaled by sqrt(deg_i / k_i) instead
+    root = w_full[torch.as_tensor(kept)] * torch.as_tensor(np.sqrt(deg[dst] / k[dst]))
+    torch.testing.assert_close(sampled.gcn_norm_weights(torch.float64, zero_mean=True), root,
+                               rtol=1e-15, atol=0)
+    torch.testing.assert_close(full.gcn_norm_weights(torch.float64, zero_mean=True), w_full,
+                               rtol=0, atol=0)
 
 
 def test_with_self_loops_appends_one_loop_per_row(graph):

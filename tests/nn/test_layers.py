@@ -105,3 +105,51 @@ def test_gin_eps_trainable_flag():
     assert "eps" in dict(GINConv(2, 2, train_eps=True).named_parameters())
     assert "eps" not in dict(GINConv(2, 2).named_parameters())
     assert np.isclose(float(GINConv(2, 2, eps=0.5).eps), 0.5)
+
+
+@pytest.mark.parametrize("dims", [(6, 3), (3, 6)])  # narrowing (weight first) and widening
+def test_gcn_control_variate_on_full_block_equals_plain_layer(graph, dims):
+    """With every in-edge kept, ``(control + A noise) W + b`` is the layer on ``x + noise``."""
+    torch.manual_seed(2)
+    layer = GCNConv(*dims).double()
+    with torch.no_grad():
+        layer.bias.add_(0.3)
+    block = Block.full_graph(*graph)
+    x = torch.randn(block.num_src, dims[0], dtype=torch.float64)
+    noise = torch.randn_like(x)
+    control = layer.control_aggregate(block, x)
+    want = layer(block, x + noise)
+    torch.testing.assert_close(layer(block, noise, control=control), want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer(block, layer.pre_exchange(noise), pre_exchanged=True,
+                                     control=control), want, rtol=0, atol=1e-12)
+
+
+def test_gcn_control_variate_noise_on_sampled_edges_keeps_full_graph_mean_and_variance():
+    """Node 0 has 24 in-neighbours of mixed degrees, 6 kept per draw. The noise term of the
+    control variate over the sampled edges has mean 0 and, averaged over draws, the variance
+    of the full-graph noise term (within 4 standard errors / 10 %)."""
+    n, deg, k, draws = 25, 24, 6, 2000
+    rng = np.random.default_rng(3)
+    in_deg = torch.as_tensor(np.concatenate([[deg], rng.integers(1, 40, n - 1)]))
+
+    def block_of(src: np.ndarray) -> Block:
+        return Block(torch.tensor([0, len(src)]), torch.as_tensor(src), n, in_deg,
+                     torch.ones(n, dtype=torch.int64))
+
+    layer = GCNConv(1, 1, bias=False).double()
+    with torch.no_grad():
+        layer.lin.weight.fill_(1.0)
+    zero = torch.zeros(1, 1, dtype=torch.float64)
+    full = block_of(np.arange(1, n))
+    scale = torch.as_tensor(rng.uniform(0.5, 2.0, (n, 1)))  # per-node noise scale
+    full_var = float(((full.gcn_norm_weights(torch.float64) * scale[1:, 0]) ** 2).sum()
+                     + (full.gcn_self_weights(torch.float64)[0] * scale[0, 0]) ** 2)
+    out = np.empty(draws)
+    for d in range(draws):
+        src = np.sort(rng.choice(np.arange(1, n), k, replace=False))
+        noise = torch.as_tensor(rng.choice([-1.0, 1.0], (n, 1))) * scale  # dropout-like +-x
+        with torch.no_grad():
+            out[d] = layer(block_of(src), noise, control=zero).item()
+    se = np.sqrt(full_var / draws)
+    assert abs(out.mean()) < 4 * se
+    assert abs(out.var() / full_var - 1) < 0.1

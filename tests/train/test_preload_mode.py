@@ -4,7 +4,7 @@ Two servers of two workers (``--ranks-per-server 2`` makes the link classes of o
 those of two servers): preload training with the full closure equals the single-process
 reference (float64, dropout on) and sends no feature or feature-gradient byte across servers;
 one minibatch step holding every train node with all neighbours equals full-graph training in
-both modes; uneven servers run the same number of steps and finish.
+both modes (also through the GCN input layer's control variate); uneven servers run the same number of steps and finish.
 """
 import subprocess
 import sys
@@ -67,7 +67,10 @@ def test_preload_and_one_step_minibatches_equal_single_process(graph, layouts, t
     jobs = [f"{part}:gcn:mode=preload", f"{part}:sage:mode=preload",
             f"{part}:gat:mode=preload",
             f"{part}:gcn:mode=preload,batch_size=100000",
-            f"{part}:sage:mode=exchange,batch_size=100000"]
+            f"{part}:sage:mode=exchange,batch_size=100000",
+            # a fanout above every degree samples every edge: the input layer's control
+            # variate (on, as the fanout is not -1) must then give the exact layer
+            f"{part}:gcn:mode=exchange,batch_size=100000,fanouts=100000"]
     results = _run(tmp_path, jobs)
     refs = {kind: _reference(graph, part, kind) for kind in ("gcn", "sage", "gat")}
     for job, got in zip(jobs, results):
