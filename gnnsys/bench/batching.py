@@ -61,6 +61,14 @@ QUICK_DATASETS = ("citeseer",)
 QUICK_EPOCHS = 50
 SYNTHETIC_SEEDS = 1  # one 200k run of all settings is ~10 min here; --seeds gives more
 TARGET_PP = 1.0  # issue 6: within 1 pp
+
+
+def meets_target(pp_vs_exact: float, target_pp: float = TARGET_PP) -> bool:
+    """Issue 6's accuracy test on ``pp_vs_exact`` (percentage points vs exact): at most
+    ``target_pp`` below exact. "Within 1 pp" guards against accuracy lost to sampling or a
+    sampled preload; a setting more accurate than exact (minibatch takes ~11x the optimizer
+    steps of full-graph in the same epochs) meets it."""
+    return pp_vs_exact >= -target_pp
 EQUAL_ACC, EQUAL_LOSS = 0.001, 1e-4  # preload-full vs exact: float32 rounding only
 
 
@@ -298,13 +306,13 @@ def plot(result: dict, stem: Path) -> List[Path]:
 def markdown(result: dict) -> str:
     """Return the result as a markdown table (one line per dataset and setting)."""
     lines = ["| dataset | setting | seeds | epochs x steps | test acc mean ± std | vs exact | "
-             "within 1 pp | inter-server feature B/epoch | preload rows | median s/epoch |",
+             "at most 1 pp below | inter-server feature B/epoch | preload rows | median s/epoch |",
              "|" + "---|" * 10]
     for dataset, rows in result["results"].items():
         for key, r in rows.items():
             vs = r.get("pp_vs_exact")
             ok = "-" if key == "exact" or vs is None else \
-                ("yes" if abs(vs) <= result["target_pp"] else "NO")
+                ("yes" if meets_target(vs, result["target_pp"]) else "NO")
             lines.append(f"| {dataset} | {r['setting']} | {len(r['seeds'])} | {r['epochs']} x "
                          f"{r['steps_per_epoch']} | {r['mean']:.4f} ± {r['std']:.4f} | "
                          f"{'-' if vs is None else f'{vs:+.2f} pp'} | {ok} | "

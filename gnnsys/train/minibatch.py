@@ -39,7 +39,7 @@ def minibatch_forward(model: GNN, batch: SampledBatch, h_in: Tensor, global_ids:
             aggregate of the clean features over full neighbourhoods (``control_aggregate`` on
             the shard). Given, the input layer runs with a control variate: it receives the
             dropout noise ``dropout(x) - x`` (zeros in eval mode) on the sampled edges plus
-            ``control = input_aggregate[rows[1]]``, so its sampled edges add no variance (see
+            ``control = input_aggregate[rows[1]]``, so sampling adds no variance of its own (see
             :meth:`gnnsys.nn.gcn.GCNConv.forward`).
     """
     h = h_in

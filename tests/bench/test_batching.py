@@ -100,6 +100,11 @@ def test_target_rows_per_dataset_and_not_measured():
     assert len(none) == 4 and all(r.measured == "not measured" for r in none)
 
 
+def test_target_is_at_most_one_pp_below_exact():
+    assert bt.meets_target(-1.0) and bt.meets_target(1.87) and bt.meets_target(0.0)
+    assert not bt.meets_target(-1.01) and not bt.meets_target(-1.63)
+
+
 def test_markdown_table_and_equality_line():
     text = bt.markdown(fake_result())
     assert "| citeseer | preload, f=15 | 2 | 20 x 1 | 0.6900 ± 0.0100 | -2.00 pp | NO |" in text
