@@ -67,6 +67,11 @@ class TrainConfig:
                            "epoch) or N (minibatches reshuffled every epoch)")
     fanouts: str = _opt("-1", "sampled in-neighbours per layer, input layer first, e.g. 10,25; "
                         "-1 = all (one value applies to every layer)")
+    input_halo_cache: bool = _opt(True, "do not cache the halo rows of the input features "
+                                  "(fetched once, exact; their dropout masks are recomputed "
+                                  "from global IDs) but exchange them every epoch like the "
+                                  "other layers' rows (full-graph exchange mode)",
+                                  flag="--no-input-halo-cache")
     control_variate: bool = _opt(True, "do not give a sampled GCN input layer the exact "
                                  "full-neighbourhood aggregate of the features as a control "
                                  "variate (exchange mode; without it the sampled edges add "

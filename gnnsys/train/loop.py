@@ -33,6 +33,7 @@ from gnnsys.config import TrainConfig
 from gnnsys.data.transforms import normalize_features
 from gnnsys.errors import RuntimeFailure, UserError
 from gnnsys.nn.block import Block
+from gnnsys.nn.dropout import hashed_dropout
 from gnnsys.partition.format import check_file, load_manifest, open_shard
 from gnnsys.partition.preload import open_preload
 from gnnsys.train import checkpoint
@@ -106,6 +107,8 @@ class Trainer:
                         if cfg.minibatch else None)
         self.epoch = 0
         self._control: Optional[Tensor] = None
+        self._input_halo: Optional[Tensor] = None  # see _cache_input_halo
+        self._halo_ids: Optional[Tensor] = None
         self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
@@ -129,6 +132,7 @@ class Trainer:
         self.label = tensor(shard.label).to(dev)
         self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev) for k in ("train", "val", "test")}
         self.global_ids = tensor(shard.owned).to(dev)
+        self._halo_global_ids = tensor(shard.halo).to(dev)
         self.orig_ids = np.asarray(shard.orig_ids)
         n_src = shard.owned.shape[0] + shard.halo.shape[0]
         indptr, indices = tensor(shard.indptr), tensor(shard.indices)
@@ -184,6 +188,10 @@ class Trainer:
 
     def _exchange(self, h: Tensor, layer: int) -> Tensor:
         self.watchdog.beat(f"epoch {self.epoch} layer {layer}")
+        if layer == 0 and self._input_halo is not None:
+            halo = hashed_dropout(self._input_halo, self._halo_ids, self.model.dropout,
+                                  self.model.seed, self.epoch, 0, self.model.training)
+            return torch.cat([h, halo])
         if self.stale is not None and self.model.training:
             return self.stale(h, layer)
         return self.exchange(h, layer, self.epoch, exact=not self.model.training)
@@ -203,6 +211,7 @@ class Trainer:
             return self._minibatch_epoch(epoch, start)
         if self.stale is not None:
             self.stale.begin_epoch(epoch, sync=self._is_sync_epoch(epoch))
+        self._cache_input_halo()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(self.block, self.feat, self.global_ids, epoch, self._exchange)
         out = logits[self.train_idx]
@@ -243,6 +252,22 @@ class Trainer:
         stats = self._epoch_stats(epoch_s, loss / max(seeds, 1), correct / max(seeds, 1))
         stats.update(steps=out["steps"], sampled_edges=int(edges) // max(out["steps"], 1))
         return stats
+
+    @torch.no_grad()
+    def _cache_input_halo(self) -> None:
+        """Fetch the halo rows of the input features once (collective, exact; counted in the
+        bytes of the epoch that fetches them) when ``--input-halo-cache`` applies: full-graph
+        exchange mode on several ranks. The features never change and the dropout masks are a
+        hash of global IDs, so :meth:`_exchange` then rebuilds, for every epoch, exactly the
+        rows an fp32 exchange would deliver, and the input layer moves no byte: no quantization
+        noise, no staleness, no projection or gradient exchange."""
+        if (self._input_halo is not None or not self.cfg.input_halo_cache or self.ctx.size == 1
+                or not isinstance(self.block, Block)):
+            return
+        n_own = self.feat.shape[0]
+        self._input_halo = self.exchange(self.feat, 0, self.epoch, exact=True)[n_own:].clone()
+        self._halo_ids = self._halo_global_ids
+        self.model.input_halo_cached = True
 
     @torch.no_grad()
     def _input_aggregate(self) -> Optional[Tensor]:

@@ -29,6 +29,10 @@ class GNN(nn.Module):
         dropout: dropout probability applied to the input of every layer.
         seed: the seed of the dropout masks.
 
+    ``input_halo_cached`` (default False) tells the model that the exchange serves the input
+    layer's halo rows from a cache of the (constant) features, so that layer always makes the
+    plain call on feature rows, never a pre-exchange projection.
+
     ``project_before_exchange`` (default True) lets layers with a ``pre_exchange`` run it before
     the exchange (see :func:`apply_layer`). The trainer turns it off when halo rows travel
     quantized: the codec then sees the layer's input, as in Sylvie/AdaQP (quantizing the
@@ -42,6 +46,7 @@ class GNN(nn.Module):
         self.dropout = dropout
         self.seed = seed
         self.project_before_exchange = True
+        self.input_halo_cached = False
 
     def forward(self, block: Union[Block, Sequence[Block]], h_own: Tensor, global_ids: Tensor,
                 epoch: int, exchange: Optional[Exchange] = None) -> Tensor:
@@ -62,7 +67,8 @@ class GNN(nn.Module):
             h_own = apply_layer(layer, layer_block, h_own,
                                 (lambda h, index=index: exchange(h, index))
                                 if exchange is not None else (lambda h: h),
-                                self.project_before_exchange)
+                                self.project_before_exchange
+                                and not (index == 0 and self.input_halo_cached))
             if index < len(self.layers) - 1:
                 h_own = torch.relu(h_own)
                 if h_own.shape[0] < n_own:

@@ -1,4 +1,5 @@
-"""Under mpirun, narrowing layers exchange their projected rows: the counted bytes say so."""
+"""Under mpirun, narrowing layers exchange their projected rows, and the input layer's halo rows
+are fetched once and cached: the counted bytes say so."""
 import json
 
 import pytest
@@ -23,7 +24,8 @@ def test_exchanged_width_is_the_projected_width(tmp_path, model):
     sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
     metrics = tmp_path / "m.jsonl"
     proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", model, "--hidden",
-                       str(hidden), "--epochs", "2", "--no-progress", "--metrics", str(metrics)])
+                       str(hidden), "--epochs", "2", "--no-progress", "--metrics", str(metrics),
+                       "--no-input-halo-cache"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in metrics.read_text().splitlines()
                if '"epoch"' in line]
@@ -45,9 +47,32 @@ def test_quantized_exchange_carries_the_layer_input_not_the_projection(tmp_path)
     sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
     metrics = tmp_path / "m.jsonl"
     proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", "gcn", "--hidden", "8",
-                       "--epochs", "2", "--bits", "1", "--no-progress", "--metrics", str(metrics)])
+                       "--epochs", "2", "--bits", "1", "--no-progress", "--metrics", str(metrics),
+                       "--no-input-halo-cache"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in metrics.read_text().splitlines()
                if '"epoch"' in line]
     # one bit per element packed per row, plus 4 header bytes: 12 -> 2 + 4, 8 -> 1 + 4
     assert [r["bytes"]["intra"]["features"] for r in records] == [sent_rows * (6 + 5)] * 2
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("bits, layer1_row_bytes", [(32, 4 * 4), (1, 1 + 4)])
+def test_input_halo_is_fetched_once_then_only_later_layers_move(tmp_path, bits, layer1_row_bytes):
+    """Default cache: epoch 0 fetches the 12 feature columns once in float32 (exact, whatever
+    --bits says), then every epoch moves only layer 1's rows (GCN 8 -> 4 projects in fp32; one
+    bit of the 8 input columns plus the 4-byte header with --bits 1), and no input gradient."""
+    part = tmp_path / "p2"
+    partition_graph(community_graph(), 2, str(part), method="metis", progress=False)
+    sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
+    metrics = tmp_path / "m.jsonl"
+    proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", "gcn", "--hidden", "8",
+                       "--epochs", "3", "--bits", str(bits), "--no-progress", "--metrics",
+                       str(metrics)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in metrics.read_text().splitlines()
+               if '"epoch"' in line]
+    sent = [r["bytes"]["intra"]["features"] for r in records]
+    assert sent == [sent_rows * (12 * 4 + layer1_row_bytes)] + [sent_rows * layer1_row_bytes] * 2
+    assert all(r["bytes"]["intra"]["feature_grads"] == sent_rows * layer1_row_bytes
+               for r in records if bits == 32)
