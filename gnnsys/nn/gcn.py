@@ -78,12 +78,10 @@ class GCNConv(nn.Module):
         def propagate(x: Tensor) -> Tensor:
             return self._propagate(block, x, zero_mean)
 
-        if pre_exchanged and self.out_dim < self.in_dim:
-            out = propagate(h)
-        elif control is None:
+        projected = pre_exchanged and self.out_dim < self.in_dim
+        if control is None and not projected:
             return transform_aggregate(h, self.lin.weight, propagate, self.bias)
-        else:
-            out = transform_aggregate(h, self.lin.weight, propagate)
+        out = propagate(h) if projected else transform_aggregate(h, self.lin.weight, propagate)
         if control is not None:
             out = out + F.linear(control, self.lin.weight)
         return out if self.bias is None else out + self.bias

@@ -107,8 +107,7 @@ class Trainer:
                         if cfg.minibatch else None)
         self.epoch = 0
         self._control: Optional[Tensor] = None
-        self._input_halo: Optional[Tensor] = None  # see _cache_input_halo
-        self._halo_ids: Optional[Tensor] = None
+        self._input_halo: Optional[Tensor] = None  # see _feature_halo
         self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
@@ -188,8 +187,8 @@ class Trainer:
 
     def _exchange(self, h: Tensor, layer: int) -> Tensor:
         self.watchdog.beat(f"epoch {self.epoch} layer {layer}")
-        if layer == 0 and self._input_halo is not None:
-            halo = hashed_dropout(self._input_halo, self._halo_ids, self.model.dropout,
+        if layer == 0 and self.model.input_halo_cached:
+            halo = hashed_dropout(self._input_halo, self._halo_global_ids, self.model.dropout,
                                   self.model.seed, self.epoch, 0, self.model.training)
             return torch.cat([h, halo])
         if self.stale is not None and self.model.training:
@@ -254,35 +253,39 @@ class Trainer:
         return stats
 
     @torch.no_grad()
+    def _feature_halo(self) -> Tensor:
+        """The halo rows of the input features, fetched once (collective, exact whatever
+        ``--bits`` says; counted in the bytes of the epoch that fetches them) and kept: the
+        features never change."""
+        if self._input_halo is None:
+            self.watchdog.beat(f"epoch {self.epoch} feature halo")
+            n_own = self.feat.shape[0]
+            self._input_halo = self.exchange(self.feat, 0, self.epoch, exact=True)[n_own:].clone()
+        return self._input_halo
+
     def _cache_input_halo(self) -> None:
-        """Fetch the halo rows of the input features once (collective, exact; counted in the
-        bytes of the epoch that fetches them) when ``--input-halo-cache`` applies: full-graph
-        exchange mode on several ranks. The features never change and the dropout masks are a
-        hash of global IDs, so :meth:`_exchange` then rebuilds, for every epoch, exactly the
-        rows an fp32 exchange would deliver, and the input layer moves no byte: no quantization
-        noise, no staleness, no projection or gradient exchange."""
-        if (self._input_halo is not None or not self.cfg.input_halo_cache or self.ctx.size == 1
-                or not isinstance(self.block, Block)):
-            return
-        n_own = self.feat.shape[0]
-        self._input_halo = self.exchange(self.feat, 0, self.epoch, exact=True)[n_own:].clone()
-        self._halo_ids = self._halo_global_ids
-        self.model.input_halo_cached = True
+        """Serve the input layer's halo rows from :meth:`_feature_halo` when
+        ``--input-halo-cache`` applies (full-graph exchange mode on several ranks). The dropout
+        masks are a hash of global IDs, so :meth:`_exchange` rebuilds, for every epoch, exactly
+        the rows an fp32 exchange would deliver, and the input layer moves no byte: no
+        quantization noise, no staleness, no projection or gradient exchange."""
+        if self.cfg.input_halo_cache and self.ctx.size > 1 and isinstance(self.block, Block):
+            self._feature_halo()
+            self.model.input_halo_cached = True
 
     @torch.no_grad()
     def _input_aggregate(self) -> Optional[Tensor]:
         """The input layer's control variate for sampled steps (collective, computed once):
-        its exact aggregate of the features over the shard's full neighbourhoods (one exact
-        halo exchange of the features), or None when the input layer is not sampled, has no
-        ``control_aggregate``, ``--no-control-variate`` is set or the worker holds a preload."""
+        its exact aggregate of the features over the shard's full neighbourhoods, or None when
+        the input layer is not sampled, has no ``control_aggregate``, ``--no-control-variate``
+        is set or the worker holds a preload."""
         layer = self.model.layers[0]
         if (not self.cfg.control_variate or self.cfg.fanout_list[0] == -1
                 or not hasattr(layer, "control_aggregate") or not isinstance(self.block, Block)):
             return None
         if self._control is None:
-            self.watchdog.beat("control variate exchange")
-            halo = self.exchange(self.feat, 0, self.epoch, exact=True)
-            self._control = layer.control_aggregate(self.block, halo)
+            self._control = layer.control_aggregate(
+                self.block, torch.cat([self.feat, self._feature_halo()]))
         return self._control
 
     def _epoch_stats(self, epoch_s: float, loss: float, train_acc: float) -> dict:
