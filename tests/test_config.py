@@ -48,10 +48,17 @@ def test_bad_yaml_is_one_line_user_error(tmp_path, text, needle):
     (["p", "--dropout", "1.0"], "--dropout"),
     (["p", "--resume"], "--checkpoint-dir"),
     (["p", "--model", "gat", "--hidden", "10", "--heads", "4"], "divisible"),
+    (["p", "--stale-grads"], "--stale-grads needs --staleness"),
 ])
 def test_bad_values(argv, needle):
     with pytest.raises(UserError, match=needle):
         parse(argv)
+
+
+def test_pipeline_implies_staleness_with_same_epoch_gradients():
+    cfg = parse(["p", "--pipeline"])
+    assert (cfg.staleness, cfg.stale_grads) == (1, False)
+    assert parse(["p", "--pipeline", "--stale-grads"]).stale_grads
 
 
 def test_missing_config_file():

@@ -22,6 +22,12 @@ Recipes (``--epochs``, ``--seeds``, ``--settings`` override them for every datas
   5-10 minutes on 2 cores, so 5 seeds of every setting and PyG would take hours), settings fp32
   sync and 1-bit + pipeline (quick: fp32 sync), and the PyG reference.
 
+Runs are kept in ``<out>/work/accuracy/runs`` and reused: a ``gnnsys train`` run whose
+metrics file is complete and records exactly the options this run would use (every
+:class:`~gnnsys.config.TrainConfig` field, so a new option makes older runs stale), and a PyG
+seed whose recipe, epochs and torch/PyG versions match. An interrupted run continues where it
+stopped; delete that folder to measure everything again.
+
 Reports mean, std and range of the final test accuracy per (dataset, setting or PyG), each
 one's difference to fp32 sync in percentage points, and the mean test accuracy per evaluated
 epoch (the accuracy curves). Targets: issue 4 GCN Cora >= 0.805, CiteSeer >= 0.695 (Kipf &
@@ -30,6 +36,8 @@ within 0.3 pp of fp32 sync. Preload settings need several hosts: skipped here.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import re
 import subprocess
@@ -144,6 +152,29 @@ def run_seed(folder: str, parts: int, model: str, seed: int, extra: Sequence[str
         raise RuntimeFailure(f"training run failed ({proc.returncode}): "
                              f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     return float(match.group(1))
+
+
+def finished_run(metrics: Path, train_args: Sequence[str]) -> Optional[Tuple[float, float]]:
+    """Return ``(final test accuracy, summed epoch seconds)`` of an earlier ``gnnsys train``
+    run whose metrics file ``metrics`` is complete (its last epoch evaluated) and records
+    exactly the options ``train_args`` (the arguments after ``gnnsys train``) give now, every
+    option included; else None. A new option, or a changed default, makes old runs stale."""
+    from gnnsys import config as train_config
+
+    if not metrics.exists():
+        return None
+    try:
+        lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        parser = argparse.ArgumentParser()
+        train_config.add_arguments(parser)
+        wanted = train_config.config_from_args(parser.parse_args(list(train_args))).to_dict()
+    except (ValueError, SystemExit):
+        return None
+    epochs = [r for r in lines[1:] if "epoch" in r]
+    if (not lines or lines[0].get("config") != wanted or len(epochs) != wanted["epochs"]
+            or epochs[-1].get("test_acc") is None):
+        return None
+    return float(epochs[-1]["test_acc"]), float(sum(r["epoch_s"] for r in epochs))
 
 
 class PygGCN(nn.Module):
@@ -269,21 +300,29 @@ def _dataset(dataset: str, job: dict, opts: BenchOptions) -> Dict[str, dict]:
     flags = [*recipe.train_flags(), "--epochs", str(epochs), "--eval-every", str(every)]
     per: Dict[str, dict] = {}
     for s in job["settings"]:
-        finals, curves, seconds, at = [], [], [], []
+        finals, curves, seconds, at, reused = [], [], [], [], 0
         for seed in job["seeds"]:
             metrics = work / "runs" / f"{name}-{s.key}-{seed}.jsonl"
             metrics.parent.mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            finals.append(run_seed(str(folder), PARTS, "gcn", seed, [
-                *flags, *s.train_flags, "--metrics", str(metrics)], opts.timeout))
-            seconds.append(round(time.perf_counter() - start, 1))
+            extra = [*flags, *s.train_flags, "--metrics", str(metrics)]
+            earlier = finished_run(metrics, [
+                str(folder), "--model", "gcn", "--seed", str(seed), "--no-progress", *extra])
+            if earlier is None:
+                start = time.perf_counter()
+                finals.append(run_seed(str(folder), PARTS, "gcn", seed, extra, opts.timeout))
+                seconds.append(round(time.perf_counter() - start, 1))
+            else:
+                finals.append(earlier[0])
+                seconds.append(round(earlier[1], 1))
+                reused += 1
             at, curve = _curve(metrics)
             curves.append(curve)
-        per[s.key] = _summary(s.label, PARTS, finals, at, curves, seconds)
+        per[s.key] = {**_summary(s.label, PARTS, finals, at, curves, seconds), "reused": reused}
         print(f"[accuracy] {dataset} {s.label}: {per[s.key]['mean']:.4f} ± "
-              f"{per[s.key]['std']:.4f} ({sum(seconds):.0f} s)", flush=True)
+              f"{per[s.key]['std']:.4f} ({sum(seconds):.0f} s, {reused} run(s) reused)",
+              flush=True)
     if recipe.pyg:
-        per[PYG] = _pyg_row(load_dataset(dataset), job)
+        per[PYG] = _pyg_row(load_dataset(dataset), job, work / "runs" / f"{name}-pyg")
         print(f"[accuracy] {dataset} PyG: {per[PYG]['mean']:.4f} ± {per[PYG]['std']:.4f} "
               f"({sum(per[PYG]['seconds']):.0f} s)", flush=True)
     for row in per.values():
@@ -291,17 +330,35 @@ def _dataset(dataset: str, job: dict, opts: BenchOptions) -> Dict[str, dict]:
     return per
 
 
-def _pyg_row(graph, job: dict) -> dict:
-    """Train the PyG reference on ``graph`` for every seed of ``job``; return its row."""
-    finals, curves, seconds, at = [], [], [], []
+def _pyg_row(graph, job: dict, stem: Path) -> dict:
+    """Train the PyG reference on ``graph`` for every seed of ``job``; return its row. Each
+    seed's result is kept in ``<stem>-<seed>.json`` with what produced it (recipe, epochs,
+    evaluation period, torch and PyG versions) and reused while those match."""
+    import torch_geometric
+
+    finals, curves, seconds, at, reused = [], [], [], [], 0
     for seed in job["seeds"]:
-        start = time.perf_counter()
-        final, at, curve = pyg_reference(graph, job["recipe"], seed, job["epochs"],
-                                         job["eval_every"])
-        seconds.append(round(time.perf_counter() - start, 1))
-        finals.append(final)
-        curves.append(curve)
-    return _summary("PyG GCNConv, 1 process", 1, finals, at, curves, seconds)
+        key = {"recipe": dataclasses.asdict(job["recipe"]), "epochs": job["epochs"],
+               "eval_every": job["eval_every"], "seed": seed, "torch": torch.__version__,
+               "torch_geometric": torch_geometric.__version__}
+        path = Path(f"{stem}-{seed}.json")
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        if kept.get("key") == json.loads(json.dumps(key)):
+            reused += 1
+        else:
+            start = time.perf_counter()
+            final, at_, curve = pyg_reference(graph, job["recipe"], seed, job["epochs"],
+                                              job["eval_every"])
+            kept = {"key": key, "final": final, "at": at_, "curve": curve,
+                    "seconds": round(time.perf_counter() - start, 1)}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(kept))
+        finals.append(kept["final"])
+        at = kept["at"]
+        curves.append(kept["curve"])
+        seconds.append(kept["seconds"])
+    return {**_summary("PyG GCNConv, 1 process", 1, finals, at, curves, seconds),
+            "reused": reused}
 
 
 def run(opts: BenchOptions) -> dict:

@@ -33,7 +33,6 @@ from gnnsys.config import TrainConfig
 from gnnsys.data.transforms import normalize_features
 from gnnsys.errors import RuntimeFailure, UserError
 from gnnsys.nn.block import Block
-from gnnsys.nn.dropout import hashed_dropout
 from gnnsys.partition.format import check_file, load_manifest, open_shard
 from gnnsys.partition.preload import open_preload
 from gnnsys.train import checkpoint
@@ -101,7 +100,8 @@ class Trainer:
                   "inter": Codec(cfg.inter_bits or cfg.bits)}
         self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend,
                                      codecs=codecs, seed=cfg.seed, worker=self.worker)
-        self.stale = StaleHaloExchange(self.exchange, cfg.staleness) if cfg.staleness else None
+        self.stale = (StaleHaloExchange(self.exchange, cfg.staleness, cfg.stale_grads)
+                      if cfg.staleness else None)
         self.batches = (MinibatchEpochs(ctx, shard, np.asarray(manifest["part_server"]),
                                         cfg.batch_seeds, cfg.fanout_list, self.exchange, cfg.seed)
                         if cfg.minibatch else None)
@@ -131,7 +131,7 @@ class Trainer:
         self.label = tensor(shard.label).to(dev)
         self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev) for k in ("train", "val", "test")}
         self.global_ids = tensor(shard.owned).to(dev)
-        self._halo_global_ids = tensor(shard.halo).to(dev)
+        self._source_ids = torch.cat([self.global_ids, tensor(shard.halo).to(dev)])
         self.orig_ids = np.asarray(shard.orig_ids)
         n_src = shard.owned.shape[0] + shard.halo.shape[0]
         indptr, indices = tensor(shard.indptr), tensor(shard.indices)
@@ -188,9 +188,7 @@ class Trainer:
     def _exchange(self, h: Tensor, layer: int) -> Tensor:
         self.watchdog.beat(f"epoch {self.epoch} layer {layer}")
         if layer == 0 and self.model.input_halo_cached:
-            halo = hashed_dropout(self._input_halo, self._halo_global_ids, self.model.dropout,
-                                  self.model.seed, self.epoch, 0, self.model.training)
-            return torch.cat([h, halo])
+            return torch.cat([h, self._input_halo])
         if self.stale is not None and self.model.training:
             return self.stale(h, layer)
         return self.exchange(h, layer, self.epoch, exact=not self.model.training)
@@ -212,7 +210,8 @@ class Trainer:
             self.stale.begin_epoch(epoch, sync=self._is_sync_epoch(epoch))
         self._cache_input_halo()
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(self.block, self.feat, self.global_ids, epoch, self._exchange)
+        logits = self.model(self.block, self.feat, self.global_ids, epoch, self._exchange,
+                            self._source_ids)
         out = logits[self.train_idx]
         target = self.label[self.train_idx]
         loss_sum = F.cross_entropy(out, target, reduction="sum")

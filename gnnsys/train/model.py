@@ -1,4 +1,5 @@
-"""The layer stack: dropout -> [pre_exchange] -> halo exchange -> layer, for every layer.
+"""The layer stack: dropout -> [pre_exchange] -> halo exchange -> layer, for every layer (or,
+for a layer that exchanges its input rows as they are, halo exchange -> dropout -> layer).
 
 The model never imports ``gnnsys.comm``: it receives an ``exchange(h_own, layer) -> h_src``
 callable from the engine, which returns the owned rows followed by the halo rows. In one
@@ -49,7 +50,8 @@ class GNN(nn.Module):
         self.input_halo_cached = False
 
     def forward(self, block: Union[Block, Sequence[Block]], h_own: Tensor, global_ids: Tensor,
-                epoch: int, exchange: Optional[Exchange] = None) -> Tensor:
+                epoch: int, exchange: Optional[Exchange] = None,
+                source_ids: Optional[Tensor] = None) -> Tensor:
         """Return the logits ``[num_dst, classes]`` of the last block's destination rows.
 
         Takes the block (one for every layer, or one per layer), the owned input rows
@@ -58,23 +60,45 @@ class GNN(nn.Module):
         block may have fewer destinations than ``n_own``, a prefix of the owned rows (a preload
         worker skips its outer-hop rows that no later layer reads): the rows it does not compute
         are zeros in the next layer's input.
+
+        ``source_ids`` (optional, ``int64 [n_own + n_halo]``): the global IDs of the rows the
+        exchange returns, owned then halo. Given, a layer that exchanges its input rows (no
+        pre-exchange projection) gets them undropped and applies dropout to all its source
+        rows after the exchange: the same masks (they are keyed by global ID), so the same
+        result, but a halo row always travels clean and its gradient returns through the
+        receiver's mask of the epoch that used it. That keeps a stale halo row (``--staleness``)
+        and its stale gradient consistent with the mask of the epoch that uses them.
         """
         n_own = h_own.shape[0]
+        dropping = self.training and self.dropout > 0
         for index, layer in enumerate(self.layers):
             layer_block = block[index] if isinstance(block, (list, tuple)) else block
-            if self.training and self.dropout > 0:
+            project = (self.project_before_exchange and hasattr(layer, "pre_exchange")
+                       and not (index == 0 and self.input_halo_cached))
+            drop_after = dropping and source_ids is not None and not project
+            if dropping and not drop_after:
                 h_own = hashed_dropout(h_own, global_ids, self.dropout, self.seed, epoch, index)
             h_own = apply_layer(layer, layer_block, h_own,
-                                (lambda h, index=index: exchange(h, index))
-                                if exchange is not None else (lambda h: h),
-                                self.project_before_exchange
-                                and not (index == 0 and self.input_halo_cached))
+                                self._source_rows(exchange, index, epoch,
+                                                  source_ids if drop_after else None),
+                                project)
             if index < len(self.layers) - 1:
                 h_own = torch.relu(h_own)
                 if h_own.shape[0] < n_own:
                     h_own = torch.cat([h_own, h_own.new_zeros(n_own - h_own.shape[0],
                                                               *h_own.shape[1:])])
         return h_own
+
+    def _source_rows(self, exchange: Optional[Exchange], index: int, epoch: int,
+                     drop_ids: Optional[Tensor]) -> Callable[[Tensor], Tensor]:
+        """The ``source_rows`` callable of layer ``index`` for :func:`apply_layer`: the
+        exchange (identity when None), followed by dropout keyed by ``drop_ids`` when given."""
+        def source_rows(h: Tensor) -> Tensor:
+            rows = exchange(h, index) if exchange is not None else h
+            if drop_ids is None:
+                return rows
+            return hashed_dropout(rows, drop_ids, self.dropout, self.seed, epoch, index)
+        return source_rows
 
 
 def apply_layer(layer: nn.Module, block: Block, h: Tensor,

@@ -2,11 +2,13 @@
 target rows it feeds (met / not met / not measured) and its table."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
+from gnnsys import config
 from gnnsys.bench import accuracy as acc
 from gnnsys.bench.options import BenchOptions
 from gnnsys.bench.targets import NOT_MEASURED, evaluate
@@ -54,8 +56,13 @@ def _fake_training(calls):
         epochs = int(extra[extra.index("--epochs") + 1])
         every = int(extra[extra.index("--eval-every") + 1])
         value = 0.8 + 0.01 * ("1" in extra[extra.index("--bits") + 1:][:1]) + 0.001 * seed
-        lines = [{"config": {}}] + [
-            {"epoch": e, "test_acc": value if (e + 1) % every == 0 or e == epochs - 1 else None}
+        parser = argparse.ArgumentParser()
+        config.add_arguments(parser)
+        cfg = config.config_from_args(parser.parse_args(
+            [folder, "--model", model, "--seed", str(seed), "--no-progress", *extra]))
+        lines = [{"config": cfg.to_dict()}] + [
+            {"epoch": e, "epoch_s": 0.5,
+             "test_acc": value if (e + 1) % every == 0 or e == epochs - 1 else None}
             for e in range(epochs)]
         Path(extra[extra.index("--metrics") + 1]).write_text(
             "\n".join(json.dumps(line) for line in lines))
@@ -85,6 +92,36 @@ def test_run_with_faked_mpirun_compares_settings_and_pyg(tmp_path, monkeypatch):
     assert "| synthetic:1500 | 1-bit + pipeline | 4 | 2 | 0.8105 ± 0.0005 |" in table
     (png,) = acc.plot(result, tmp_path / "acc")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_finished_runs_and_pyg_seeds_are_reused_until_an_option_changes(tmp_path, monkeypatch):
+    calls, pyg_calls = [], []
+    monkeypatch.setattr(acc, "run_seed", _fake_training(calls))
+    monkeypatch.setattr(acc, "partition", lambda dataset, parts, out: Path(out))
+    real_pyg = acc.pyg_reference
+    monkeypatch.setattr(acc, "pyg_reference", lambda *a: pyg_calls.append(a) or real_pyg(*a))
+    opts = BenchOptions(out=tmp_path, datasets=["synthetic:1500"], seeds=2, epochs=6,
+                        settings=["fp32"])
+    first = acc.run(opts)["results"]["synthetic:1500"]
+    assert (len(calls), len(pyg_calls)) == (2, 2) and first["fp32"]["reused"] == 0
+    again = acc.run(opts)["results"]["synthetic:1500"]
+    assert (len(calls), len(pyg_calls)) == (2, 2)
+    assert again["fp32"]["reused"] == 2 and again[acc.PYG]["reused"] == 2
+    assert again["fp32"]["test_acc"] == first["fp32"]["test_acc"]
+    assert again["fp32"]["seconds"] == [3.0, 3.0]  # 6 recorded epochs of 0.5 s
+    assert again[acc.PYG]["test_acc"] == first[acc.PYG]["test_acc"]
+    runs = tmp_path / "work" / "accuracy" / "runs"
+    metrics = runs / "synthetic-1500-fp32-0.jsonl"
+    header, *epochs = metrics.read_text().splitlines()
+    stale = json.loads(header)
+    del stale["config"]["stale_grads"]  # a run made before that option existed
+    metrics.write_text("\n".join([json.dumps(stale), *epochs]))
+    acc.run(opts)
+    assert len(calls) == 3  # only the stale run trained again, and rewrote its file
+    assert json.loads(metrics.read_text().splitlines()[0])["config"]["stale_grads"] is False
+    acc.run(BenchOptions(out=tmp_path, datasets=["synthetic:1500"], seeds=2, epochs=7,
+                         settings=["fp32"]))
+    assert (len(calls), len(pyg_calls)) == (5, 4)
 
 
 @pytest.mark.parametrize("spec, message", [("nosuch", "unknown dataset 'nosuch'"),

@@ -15,6 +15,7 @@ from mpi4py import MPI
 from gnnsys.comm import (ByteCounters, ExchangePlan, HaloExchange, allreduce_gradients,
                          allreduce_scalars, init_distributed)
 from gnnsys.comm.codec import Codec
+from gnnsys.comm.staleness import StaleHaloExchange
 from gnnsys.errors import UserError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -133,6 +134,35 @@ def check_coded_exchange(ctx, plan, shards, dim, seed):
         fail(ctx, "sync 1-bit exchange: a halo element is neither its row's min nor max")
 
 
+def check_stale_exchange(ctx, plan, shards, dim, seed, stale_grads):
+    """Staleness 1, exact rows, no worker: epoch 1 computes with epoch 0's halo rows. Halo
+    gradients return within their epoch (the one-process gradient), or with ``stale_grads``
+    one epoch later (epoch 1 sees only its own rows' part, epoch 2 adds epoch 1's peers' part)."""
+    k, nodes = ctx.rank, sum(len(s[0]) for s in shards)
+    owned, halo, _ = shards[k]
+    dtype = torch.float64
+    h_all = torch.from_numpy(np.random.default_rng(seed + 3).standard_normal((nodes, dim)))
+    weights = [torch.from_numpy(np.random.default_rng([seed, j, 5]).standard_normal(
+        (len(shards[j][0]) + len(shards[j][1]), dim))) for j in range(ctx.size)]
+    full, own_only = torch.zeros(nodes, dim, dtype=dtype), weights[k][:len(owned)]
+    for j, (own_j, halo_j, _) in enumerate(shards):
+        full.index_add_(0, torch.from_numpy(np.concatenate([own_j, halo_j])), weights[j])
+    stale = StaleHaloExchange(HaloExchange(ctx, plan, ByteCounters()), 1, stale_grads)
+    expect_grad = {0: full[owned], 1: own_only if stale_grads else full[owned], 2: full[owned]}
+    for epoch in range(3):
+        stale.begin_epoch(epoch, sync=epoch == 0)
+        h_own = ((epoch + 1) * h_all[owned]).requires_grad_(True)
+        out = stale(h_own, 1)
+        if not torch.equal(out[len(owned):], max(epoch, 1) * h_all[halo]):
+            fail(ctx, f"stale exchange epoch {epoch}: halo rows are not those of epoch "
+                      f"{max(epoch - 1, 0)}")
+        (weights[k] * out).sum().backward()
+        if not torch.allclose(h_own.grad, expect_grad[epoch], rtol=1e-12, atol=1e-12):
+            fail(ctx, f"stale exchange (stale_grads={stale_grads}) epoch {epoch}: wrong "
+                      "halo gradient")
+    stale.close()
+
+
 def check_allreduce(ctx, backend, dtype):
     """Gradient sum (a grad missing on even ranks counts as zeros), bytes, scalar sum."""
     counters = ByteCounters()
@@ -218,6 +248,8 @@ def main():
         for name in args.dtypes.split(","):
             check_exchange(ctx, plan, shards, backend, DTYPES[name], args.dim, args.seed)
     check_coded_exchange(ctx, plan, shards, args.dim, args.seed)
+    for stale_grads in (False, True):
+        check_stale_exchange(ctx, plan, shards, args.dim, args.seed, stale_grads)
     for backend in ("mpi", "torch"):
         check_allreduce(ctx, backend, torch.float64)
     check_mismatch_detected(ctx, shards, plan)

@@ -2,7 +2,9 @@
 
 Each run checks, for the backends mpi (Alltoallv), mpi_p2p (Isend/Irecv) and torch (gloo), in
 float32 and float64: forward halo rows equal the owners' rows exactly, the gradient of two
-chained exchanges equals the one-process gradient, exact byte counters (all intra on one
+chained exchanges equals the one-process gradient, a bounded-stale exchange (s = 1) serves
+the previous epoch's halo rows and returns halo gradients in their epoch (or, with
+``stale_grads``, one epoch later), exact byte counters (all intra on one
 server), the hierarchical gradient all-reduce, the scalar all-reduce, and that shards from
 different partitions are refused on every rank.
 """

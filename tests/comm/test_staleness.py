@@ -25,7 +25,7 @@ def part(tmp_path_factory):
 @pytest.mark.mpi
 @pytest.mark.parametrize("extra, bound", [
     (["--bits", "1", "--pipeline", "--sync-every", "5"], 1),
-    (["--bits", "2", "--staleness", "2", "--sync-every", "4"], 2),
+    (["--bits", "2", "--staleness", "2", "--sync-every", "4", "--stale-grads"], 2),
 ])
 def test_staleness_never_exceeds_bound(part, tmp_path, extra, bound):
     metrics = tmp_path / "m.jsonl"
