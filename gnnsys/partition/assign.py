@@ -24,9 +24,10 @@ UBVEC = {"nodes": 1.03, "edges": 1.05, "train": 1.05}
 #: size threshold. The default coarsening (SHEM) is kept: random matching is slower (33 s).
 METIS_OPTIONS = {"NITER": 3, "NO2HOP": 1}
 FAST_METIS_EDGES = 1_000_000
-#: from :data:`FAST_METIS_EDGES` edges on, every METIS call sees the graph contracted this many
-#: times by :func:`gnnsys.partition.coarsen.coarse_kway` (heavy-edge matching, then greedy
-#: refinement of the projected parts), so that METIS sees ~5x fewer vertices.
+#: from :data:`FAST_METIS_EDGES` edges on, every METIS call sees the graph contracted at least
+#: this many times by :func:`gnnsys.partition.coarsen.coarse_kway` (heavy-edge matching, then
+#: greedy refinement of the projected parts), so that METIS sees ~5x fewer vertices (and more
+#: times on graphs of millions of nodes, see its ``MAX_COARSE_VERTICES``).
 COARSEN_LEVELS = 3
 
 

@@ -106,6 +106,19 @@ def test_partition_through_contraction_is_valid_and_balanced(synthetic, levels, 
         parts, coarse_kway(indptr, indices, weights, 8, levels, seed=0, ubvec=ubvec))
 
 
+def test_coarsen_goes_on_while_over_max_vertices(synthetic):
+    indptr, indices, weights, _ = synthetic
+    one = coarsen(indptr, indices, weights, 1)
+    more = coarsen(indptr, indices, weights, 1, max_vertices=one.indptr.shape[0] - 2)
+    assert more.indptr.shape[0] - 1 <= one.indptr.shape[0] - 2  # contracted again
+    np.testing.assert_array_equal(more.vwgt.sum(axis=0), weights.sum(axis=0))
+    # stopping below min_vertices wins over max_vertices; MAX_LEVELS bounds the contractions
+    assert coarsen(indptr, indices, weights, 1, min_vertices=10 ** 9, max_vertices=1).cmap.max() \
+        == one.cmap.max()
+    deepest = coarsen(indptr, indices, weights, 1, max_vertices=1)
+    assert np.bincount(deepest.cmap).max() <= 2 ** coarsen_module.MAX_LEVELS
+
+
 def test_refine_lowers_the_cut_within_the_bounds(synthetic):
     indptr, indices, weights, ubvec = synthetic
     coarse = coarsen(indptr, indices, weights, 2)
