@@ -1,6 +1,7 @@
 """Matplotlib (Agg, no display) helpers the suites draw their PNGs with."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -37,7 +38,7 @@ def bars(ax, labels: Sequence[str], values: Sequence[float], ylabel: str, title:
     ax.bar(x, values, color="tab:blue")
     for i, note in enumerate(notes or []):
         ax.annotate(note, (i, values[i]), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, [label.replace(" + ", "\n+ ") for label in labels], fontsize=7)
+    ax.set_xticks(x, ["\n".join(textwrap.wrap(label, 10)) for label in labels], fontsize=7)
     if log:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
