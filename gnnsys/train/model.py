@@ -36,9 +36,8 @@ class GNN(nn.Module):
 
     ``project_before_exchange`` (default True) lets layers with a ``pre_exchange`` run it before
     the exchange (see :func:`apply_layer`). The trainer turns it off when halo rows travel
-    quantized: the codec then sees the layer's input, as in Sylvie/AdaQP (quantizing the
-    projection instead cost CiteSeer 0.36 pp with one bit, and made binary bag-of-words
-    features, which one bit carries exactly, lossy).
+    quantized: the codec then sees the layer's input, as in Sylvie/AdaQP (README,
+    Communication options, has what either choice costs in accuracy and bytes).
     """
 
     def __init__(self, layers: list[nn.Module], dropout: float = 0.5, seed: int = 0):
