@@ -8,7 +8,6 @@ suite rather than by a benchmark are listed in :data:`TESTED`.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 

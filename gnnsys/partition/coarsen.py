@@ -31,7 +31,7 @@ MIN_VERTICES_PER_PART = 1000
 #: :func:`coarse_kway` contracts further than asked while METIS would see more vertices than
 #: this: on ``synthetic:4000000`` (78M edges) 5 levels instead of 3 leave METIS 0.46M vertices
 #: instead of 0.87M and take 80 s instead of 91 s for the same edge cut (18.5 %); METIS's own
-#: time per edge doubles once its arrays no longer fit the CPU cache.
+#: time per edge nearly doubles once its arrays no longer fit the CPU cache.
 MAX_COARSE_VERTICES = 500_000
 #: the most contractions :func:`coarsen` does.
 MAX_LEVELS = 8
