@@ -245,7 +245,7 @@ class HaloExchange:
                     start = int(byte_displs[p])
                     enc = Encoded(recvbuf[start:start + nbytes].to(device), int(c), d,
                                   codec.bits, dtype)
-                    out[row:row + c] = codec.decode(enc, out_dtype=dtype)
+                    codec.decode(enc, out=out[row:row + int(c)])
                     row += int(c)
         return out
 
