@@ -238,15 +238,15 @@ class HaloExchange:
             out = torch.empty((int(counts.sum()), d), dtype=dtype, device=device)
         row = 0
         with self.counters.codec_timed():
-            for p, c in enumerate(counts):
-                if c:
+            for p, rows in enumerate(counts.tolist()):
+                if rows:
                     codec = self._codec_of(p)
-                    nbytes = codec.wire_bytes(int(c), d, dtype)
+                    nbytes = codec.wire_bytes(rows, d, dtype)
                     start = int(byte_displs[p])
-                    enc = Encoded(recvbuf[start:start + nbytes].to(device), int(c), d,
+                    enc = Encoded(recvbuf[start:start + nbytes].to(device), rows, d,
                                   codec.bits, dtype)
-                    codec.decode(enc, out=out[row:row + int(c)])
-                    row += int(c)
+                    codec.decode(enc, out=out[row:row + rows])
+                    row += rows
         return out
 
 

@@ -35,6 +35,9 @@ MIN_VERTICES_PER_PART = 1000
 MAX_COARSE_VERTICES = 500_000
 #: the most contractions :func:`coarsen` does.
 MAX_LEVELS = 8
+#: contractions beyond the asked levels stop once one removes less than this share of the
+#: vertices (a graph whose matching stalls, e.g. a star, would repeat passes for nothing).
+MIN_SHRINK = 0.1
 
 
 @dataclass
@@ -202,14 +205,19 @@ def coarsen(indptr: np.ndarray, indices: np.ndarray, vwgt: np.ndarray, levels: i
             min_vertices: int = 0, max_vertices: Optional[int] = None) -> Coarse:
     """Contract ``levels`` >= 1 times (see :func:`contract`), unit edge weights at the start,
     stopping early once fewer than ``min_vertices`` remain, and going on (up to
-    :data:`MAX_LEVELS` in all) while more than ``max_vertices`` remain; the returned ``cmap``
-    maps every fine vertex straight to its coarsest vertex."""
+    :data:`MAX_LEVELS` in all) while more than ``max_vertices`` remain and the last
+    contraction still removed at least :data:`MIN_SHRINK` of the vertices; the returned
+    ``cmap`` maps every fine vertex straight to its coarsest vertex."""
     coarse = contract(indptr, indices, vwgt)
+    before = indptr.shape[0] - 1
     for level in range(1, MAX_LEVELS):
         vertices = coarse.indptr.shape[0] - 1
-        if vertices < min_vertices or (level >= levels and (max_vertices is None
-                                                            or vertices <= max_vertices)):
+        asked = level < levels
+        wanted = max_vertices is not None and vertices > max_vertices \
+            and vertices <= (1 - MIN_SHRINK) * before
+        if vertices < min_vertices or not (asked or wanted):
             break
+        before = vertices
         cmap = coarse.cmap
         coarse = contract(coarse.indptr, coarse.indices, coarse.vwgt, coarse.adjwgt)
         coarse.cmap = coarse.cmap[cmap]

@@ -119,6 +119,20 @@ def test_coarsen_goes_on_while_over_max_vertices(synthetic):
     assert np.bincount(deepest.cmap).max() <= 2 ** coarsen_module.MAX_LEVELS
 
 
+def test_coarsen_stops_going_on_when_contraction_stalls(monkeypatch):
+    calls = []
+    real = coarsen_module.contract
+    monkeypatch.setattr(coarsen_module, "contract",
+                        lambda *args: calls.append(1) or real(*args))
+    n = 50  # no edges: no vertex can be matched, every contraction keeps all 50
+    edgeless = coarsen(np.zeros(n + 1, np.int64), np.zeros(0, np.int64),
+                       np.ones((n, 1), np.int64), 1, max_vertices=1)
+    assert len(calls) == 1 and edgeless.cmap.max() == n - 1
+    calls.clear()
+    coarsen(np.zeros(n + 1, np.int64), np.zeros(0, np.int64), np.ones((n, 1), np.int64), 3)
+    assert len(calls) == 3  # asked levels are done regardless
+
+
 def test_refine_lowers_the_cut_within_the_bounds(synthetic):
     indptr, indices, weights, ubvec = synthetic
     coarse = coarsen(indptr, indices, weights, 2)
