@@ -111,7 +111,6 @@ class Trainer:
         self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
-        self.model.project_before_exchange = not self.exchange.quantized
         self._broadcast_parameters()
         self.optimizer = _build_optimizer(cfg, self.model)
         self.start_epoch = 0

@@ -35,9 +35,10 @@ class GNN(nn.Module):
     plain call on feature rows, never a pre-exchange projection.
 
     ``project_before_exchange`` (default True) lets layers with a ``pre_exchange`` run it before
-    the exchange (see :func:`apply_layer`). The trainer turns it off when halo rows travel
-    quantized: the codec then sees the layer's input, as in Sylvie/AdaQP (README,
-    Communication options, has what either choice costs in accuracy and bytes).
+    the exchange (see :func:`apply_layer`), exact or quantized: a narrowing layer's rows then
+    travel at its output width, the fewer bytes, and with ``--bits 1`` the codec quantizes the
+    projection (README, Communication options, has what that costs in accuracy). Off, every
+    layer exchanges its input rows, as in Sylvie/AdaQP.
     """
 
     def __init__(self, layers: list[nn.Module], dropout: float = 0.5, seed: int = 0):

@@ -40,8 +40,9 @@ def test_exchanged_width_is_the_projected_width(tmp_path, model):
 
 
 @pytest.mark.mpi
-def test_quantized_exchange_carries_the_layer_input_not_the_projection(tmp_path):
-    """With --bits 1 the codec sees each layer's input (widths 12 and 8), as in Sylvie."""
+def test_quantized_exchange_carries_the_projection(tmp_path):
+    """With --bits 1 the codec quantizes what fp32 would send: the projected rows (widths 8 and
+    4, not the inputs' 12 and 8), forward and backward."""
     part = tmp_path / "p2"
     partition_graph(community_graph(), 2, str(part), method="metis", progress=False)
     sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
@@ -52,16 +53,17 @@ def test_quantized_exchange_carries_the_layer_input_not_the_projection(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in metrics.read_text().splitlines()
                if '"epoch"' in line]
-    # one bit per element packed per row, plus 4 header bytes: 12 -> 2 + 4, 8 -> 1 + 4
-    assert [r["bytes"]["intra"]["features"] for r in records] == [sent_rows * (6 + 5)] * 2
+    # one bit per element packed per row, plus 4 header bytes: 8 -> 1 + 4, 4 -> 1 + 4
+    assert [r["bytes"]["intra"]["features"] for r in records] == [sent_rows * (5 + 5)] * 2
+    assert [r["bytes"]["intra"]["feature_grads"] for r in records] == [sent_rows * (5 + 5)] * 2
 
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("bits, layer1_row_bytes", [(32, 4 * 4), (1, 1 + 4)])
 def test_input_halo_is_fetched_once_then_only_later_layers_move(tmp_path, bits, layer1_row_bytes):
     """Default cache: epoch 0 fetches the 12 feature columns once in float32 (exact, whatever
-    --bits says), then every epoch moves only layer 1's rows (GCN 8 -> 4 projects in fp32; one
-    bit of the 8 input columns plus the 4-byte header with --bits 1), and no input gradient."""
+    --bits says), then every epoch moves only layer 1's rows (GCN 8 -> 4 projects: 4 columns in
+    fp32, or one bit of each plus the 4-byte header with --bits 1), and no input gradient."""
     part = tmp_path / "p2"
     partition_graph(community_graph(), 2, str(part), method="metis", progress=False)
     sent_rows = sum(int(open_shard(str(part), p).send_index.shape[0]) for p in range(2))
