@@ -78,6 +78,12 @@ class TrainConfig:
                                   "from global IDs) but exchange them every epoch like the "
                                   "other layers' rows (full-graph exchange mode)",
                                   flag="--no-input-halo-cache")
+    halo_pruning: bool = _opt(True, "exchange every halo row in training, not only those the "
+                              "loss reads (full batches: layer l needs its rows within L-1-l "
+                              "hops of a train node; exact for message-passing layers, whose "
+                              "output row depends on its own row and its in-neighbours'; turn "
+                              "it off for a layer that mixes rows otherwise, e.g. batch norm "
+                              "over rows)", flag="--no-halo-pruning")
     control_variate: bool = _opt(True, "do not give a sampled GCN input layer the exact "
                                  "full-neighbourhood aggregate of the features as a control "
                                  "variate (exchange mode; without it the sampled edges add "

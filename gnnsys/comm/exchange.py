@@ -11,7 +11,9 @@ payloads travel as one byte all-to-all, and the receiver decodes each block into
 A swap is started by :meth:`HaloExchange.start_forward` / :meth:`~HaloExchange.start_backward`
 and finished by :meth:`PendingSwap.wait`; with a :class:`~gnnsys.comm.pipeline.CommWorker` the
 transport runs on a communication thread in between, overlapping computation (the bounded
-staleness exchange in :mod:`gnnsys.comm.staleness` does that).
+staleness exchange in :mod:`gnnsys.comm.staleness` does that). A pruned exchange
+(:meth:`HaloExchange.pruned`, :mod:`gnnsys.comm.pruning`) moves, per layer, only the halo rows
+that layer reads, and leaves the others at zero.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch
 
 from gnnsys.comm.codec import Codec, Encoded, derive_seed
 from gnnsys.comm.counters import ByteCounters
-from gnnsys.comm.plan import ExchangePlan
+from gnnsys.comm.plan import ExchangePlan, RowSubset
 from gnnsys.comm.transport import make_transport
 from gnnsys.errors import UserError
 
@@ -101,7 +103,8 @@ class HaloExchange:
         self.seed = seed
         self.worker = worker
         self.transport = make_transport(backend, ctx)
-        self._send_index: Dict[torch.device, torch.Tensor] = {}
+        self.subsets: Dict[int, RowSubset] = {}
+        self._index: Dict[Tuple[str, int, torch.device], torch.Tensor] = {}
         if ctx.size > 1:
             _check_counts(ctx, plan)
 
@@ -127,26 +130,39 @@ class HaloExchange:
 
         ``out`` (optional, [n_halo, d]) receives the halo rows (exact or decoded) in place.
         """
-        plan = self.plan
-        packed = h_own.detach().index_select(0, self._send_index_on(h_own.device))
+        plan, device = self._plan_of(layer), h_own.device
+        packed = h_own.detach().index_select(0, self._index_on("send", layer, device))
+        seed = None if exact else derive_seed(self.seed, epoch, layer, plan.rank, 0)
+        if layer not in self.subsets:
+            return self._start(packed, plan.send_counts, plan.send_displs, plan.recv_counts,
+                               plan.recv_displs, "features", plan.send_rows_by_link, seed, out)
+
+        def spread(rows: torch.Tensor) -> torch.Tensor:
+            halo = out if out is not None else rows.new_empty((self.plan.n_halo, rows.shape[1]))
+            return halo.zero_().index_copy_(0, self._index_on("halo", layer, rows.device),
+                                            rows.to(halo.dtype))
         return self._start(packed, plan.send_counts, plan.send_displs, plan.recv_counts,
-                           plan.recv_displs, "features", plan.send_rows_by_link,
-                           None if exact else derive_seed(self.seed, epoch, layer, plan.rank, 0),
-                           out)
+                           plan.recv_displs, "features", plan.send_rows_by_link, seed,
+                           then=spread)
 
     def start_backward(self, grad_halo: torch.Tensor, layer: int, epoch: int,
                        exact: bool = False) -> PendingSwap:
-        """Start returning halo gradients to their owners; ``wait()`` gives the gradients
-        peers sent for this rank's send rows, [n_send, d] (see :meth:`add_received`)."""
-        plan = self.plan
+        """Start returning halo gradients ``[n_halo, d]`` to their owners; ``wait()`` gives
+        the gradients peers sent for this rank's send rows of ``layer``, ``[n_send, d]`` (see
+        :meth:`add_received`)."""
+        plan = self._plan_of(layer)
+        if layer in self.subsets:
+            grad_halo = grad_halo.index_select(0, self._index_on("halo", layer, grad_halo.device))
         return self._start(grad_halo.detach().contiguous(), plan.recv_counts, plan.recv_displs,
                            plan.send_counts, plan.send_displs, "feature_grads",
                            plan.recv_rows_by_link,
                            None if exact else derive_seed(self.seed, epoch, layer, plan.rank, 1))
 
-    def add_received(self, grad_own: torch.Tensor, received: torch.Tensor) -> torch.Tensor:
-        """Index-add gradients received for the send rows into ``grad_own`` (in place)."""
-        return grad_own.index_add_(0, self._send_index_on(grad_own.device), received)
+    def add_received(self, grad_own: torch.Tensor, received: torch.Tensor,
+                     layer: int) -> torch.Tensor:
+        """Index-add the gradients received for ``layer``'s send rows into ``grad_own`` (in
+        place) and return it."""
+        return grad_own.index_add_(0, self._index_on("send", layer, grad_own.device), received)
 
     def with_plan(self, plan: ExchangePlan) -> "HaloExchange":
         """Return an exchange over the same transport, codecs and counters for ``plan``.
@@ -155,7 +171,15 @@ class HaloExchange:
         ID requests that built them, so the constructor's collective count check is skipped.
         """
         other = object.__new__(HaloExchange)
-        other.__dict__.update(self.__dict__, plan=plan, _send_index={})
+        other.__dict__.update(self.__dict__, plan=plan, subsets={}, _index={})
+        return other
+
+    def pruned(self, subsets: Dict[int, RowSubset]) -> "HaloExchange":
+        """Return an exchange over the same transport, codecs, counters and plan that moves,
+        for every layer in ``subsets``, only that subset's rows (the other halo rows of its
+        output are zero, their gradients are not sent); see :mod:`gnnsys.comm.pruning`."""
+        other = object.__new__(HaloExchange)
+        other.__dict__.update(self.__dict__, subsets=dict(subsets), _index={})
         return other
 
     def _check_rows(self, h_own: torch.Tensor) -> None:
@@ -163,11 +187,20 @@ class HaloExchange:
             raise ValueError(f"halo exchange expects [{self.plan.n_own}, d] owned rows, got "
                              f"{tuple(h_own.shape)}")
 
-    def _send_index_on(self, device: torch.device) -> torch.Tensor:
-        """Return the plan's send index on ``device`` (cached)."""
-        if device not in self._send_index:
-            self._send_index[device] = self.plan.send_index.to(device)
-        return self._send_index[device]
+    def _plan_of(self, layer: int) -> ExchangePlan:
+        """The plan of ``layer``'s swaps: its subset's, or the full plan."""
+        subset = self.subsets.get(layer)
+        return self.plan if subset is None else subset.plan
+
+    def _index_on(self, kind: str, layer: int, device: torch.device) -> torch.Tensor:
+        """Return ``layer``'s send index (``kind="send"``) or its subset's halo positions
+        (``"halo"``) on ``device`` (cached)."""
+        key = (kind, layer if layer in self.subsets else -1, device)
+        if key not in self._index:
+            index = (self._plan_of(layer).send_index if kind == "send"
+                     else self.subsets[layer].halo_pos)
+            self._index[key] = index.to(device)
+        return self._index[key]
 
     def _codec_of(self, peer: int) -> Codec:
         return self.codecs[self.plan.link_of_peer[peer]]
@@ -175,8 +208,10 @@ class HaloExchange:
     def _start(self, send: torch.Tensor, send_counts: np.ndarray, send_displs: np.ndarray,
                recv_counts: np.ndarray, recv_displs: np.ndarray, kind: str,
                rows_by_link: Dict[str, int], seed: Optional[int],
-               out: Optional[torch.Tensor] = None) -> PendingSwap:
-        """Encode (unless ``seed`` is None: raw rows), count bytes, and start one swap."""
+               out: Optional[torch.Tensor] = None,
+               then: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> PendingSwap:
+        """Encode (unless ``seed`` is None: raw rows), count bytes, and start one swap whose
+        received rows land in ``out`` (when given) and are then passed through ``then``."""
         d, dtype, device = send.shape[1], send.dtype, send.device
         n_recv = int(recv_counts.sum())
         coded = seed is not None and self.quantized
@@ -203,12 +238,15 @@ class HaloExchange:
         s_displs, r_displs = _exclusive_cumsum(s_counts), _exclusive_cumsum(r_counts)
         args = (sendbuf, s_counts, s_displs, recvbuf, r_counts, r_displs)
 
-        def finish() -> torch.Tensor:
+        def received() -> torch.Tensor:
             if coded:
                 return self._decode(recvbuf, recv_counts, r_displs, d, dtype, device, out)
             if out is not None and recvbuf is not out:
                 return out.copy_(recvbuf)
             return recvbuf.to(device)
+
+        def finish() -> torch.Tensor:
+            return received() if then is None else then(received())
 
         if self.worker is not None:
             return PendingSwap(self.counters, finish, self.worker.submit(args))
@@ -269,7 +307,7 @@ class _HaloExchangeFn(torch.autograd.Function):
         ex: HaloExchange = ctx.ex
         n_own = ex.plan.n_own
         received = ex.start_backward(grad_out[n_own:], ctx.layer, ctx.epoch, ctx.exact).wait()
-        grad_own = ex.add_received(grad_out[:n_own].clone(), received)
+        grad_own = ex.add_received(grad_out[:n_own].clone(), received, ctx.layer)
         return grad_own, None, None, None, None
 
 

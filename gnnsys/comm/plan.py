@@ -116,6 +116,53 @@ class ExchangePlan:
         )
 
 
+@dataclass(frozen=True)
+class RowSubset:
+    """The rows one layer's exchange moves when that layer reads only some halo rows.
+
+    Built by :func:`gnnsys.comm.pruning.training_subsets` (halo pruning).
+
+    Attributes:
+        plan: an :class:`ExchangePlan` over the subset: its ``send_index`` lists the owned rows
+            sent to each peer, its ``recv_counts`` the rows received from each, ``n_halo``
+            their number.
+        halo_pos: int64 tensor ``[plan.n_halo]``: the position of every received row in the
+            full halo block (ascending).
+    """
+
+    plan: ExchangePlan
+    halo_pos: torch.Tensor
+
+    @classmethod
+    def of(cls, full: ExchangePlan, send_rows: Sequence[np.ndarray],
+           halo_rows: Sequence[np.ndarray]) -> "RowSubset":
+        """Return the subset of ``full`` that sends, to every peer q, the rows at positions
+        ``send_rows[q]`` of its send slice for q, and receives from every peer p the rows at
+        positions ``halo_rows[p]`` of p's halo slice (both ascending, relative to the slice).
+        Raises :class:`UserError` when a position lies outside its slice."""
+        for name, rows, counts in (("send", send_rows, full.send_counts),
+                                   ("halo", halo_rows, full.recv_counts)):
+            for peer, (pos, count) in enumerate(zip(rows, counts)):
+                if len(pos) and (pos.min() < 0 or pos.max() >= count):
+                    raise UserError(f"part {full.rank}: a {name} row for part {peer} lies "
+                                    f"outside its {count} rows; the shards do not belong to "
+                                    "one partition")
+        send_sel = np.concatenate([full.send_displs[q] + np.asarray(rows, dtype=np.int64)
+                                   for q, rows in enumerate(send_rows)])
+        halo_pos = np.concatenate([full.recv_displs[p] + np.asarray(rows, dtype=np.int64)
+                                   for p, rows in enumerate(halo_rows)])
+        plan = ExchangePlan.from_arrays(
+            full.rank, full.n_own, _counts_to_offsets([len(r) for r in halo_rows]),
+            full.send_index.numpy()[send_sel], _counts_to_offsets([len(r) for r in send_rows]),
+            full.link_of_peer)
+        return cls(plan=plan, halo_pos=torch.from_numpy(halo_pos))
+
+
+def _counts_to_offsets(counts: Sequence[int]) -> np.ndarray:
+    """Return the int64 offsets ``[0, c0, c0 + c1, ...]`` of ``counts``."""
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+
+
 def _offsets(name: str, offsets: np.ndarray) -> np.ndarray:
     """Return ``offsets`` as int64 after checking it starts at 0 and never decreases."""
     arr = np.asarray(offsets)

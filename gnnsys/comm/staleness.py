@@ -108,7 +108,7 @@ class StaleHaloExchange:
         if not self.stale_grads:
             received = self.ex.start_backward(grad_out[n_own:], layer, self.epoch).wait()
             self._observe(0)
-            return self.ex.add_received(grad_own, received.to(grad_own.dtype))
+            return self.ex.add_received(grad_own, received.to(grad_own.dtype), layer)
         queue = self._grads.setdefault(layer, deque())
         received: List[torch.Tensor] = []
         while queue and (queue[0][1].done() or self.epoch - queue[0][0] >= self.bound):
@@ -117,7 +117,7 @@ class StaleHaloExchange:
             received.append(swap.wait())
         queue.append((self.epoch, self.ex.start_backward(grad_out[n_own:], layer, self.epoch)))
         for rows in received:
-            self.ex.add_received(grad_own, rows.to(grad_own.dtype))
+            self.ex.add_received(grad_own, rows.to(grad_own.dtype), layer)
         return grad_own
 
     def drain(self) -> None:

@@ -27,6 +27,7 @@ from gnnsys.comm.exchange import HaloExchange
 from gnnsys.comm.pipeline import CommWorker
 from gnnsys.comm.requests import alltoall_arrays
 from gnnsys.comm.plan import ExchangePlan
+from gnnsys.comm.pruning import training_subsets
 from gnnsys.comm.staleness import StaleHaloExchange
 from gnnsys.comm.watchdog import Watchdog
 from gnnsys.config import TrainConfig
@@ -100,7 +101,8 @@ class Trainer:
                   "inter": Codec(cfg.inter_bits or cfg.bits)}
         self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend,
                                      codecs=codecs, seed=cfg.seed, worker=self.worker)
-        self.stale = (StaleHaloExchange(self.exchange, cfg.staleness, cfg.stale_grads)
+        self.train_exchange = self._training_exchange(shard)
+        self.stale = (StaleHaloExchange(self.train_exchange, cfg.staleness, cfg.stale_grads)
                       if cfg.staleness else None)
         self.batches = (MinibatchEpochs(ctx, shard, np.asarray(manifest["part_server"]),
                                         cfg.batch_seeds, cfg.fanout_list, self.exchange, cfg.seed)
@@ -171,6 +173,19 @@ class Trainer:
                                         np.asarray(shard.send_index),
                                         np.asarray(shard.send_offsets), links)
 
+    def _training_exchange(self, shard) -> HaloExchange:
+        """The exchange of training passes: with ``--halo-pruning`` (full batches, several
+        ranks) it moves only the halo rows the loss reads (:mod:`gnnsys.comm.pruning`;
+        collective), else it is :attr:`exchange`."""
+        cfg = self.cfg
+        if not cfg.halo_pruning or cfg.minibatch or self.ctx.size == 1:
+            return self.exchange
+        subsets = training_subsets(self.exchange.plan, np.asarray(shard.indptr),
+                                   np.asarray(shard.indices),
+                                   np.flatnonzero(np.asarray(shard.train_mask)), cfg.layers,
+                                   partial(alltoall_arrays, self.ctx))
+        return self.exchange.pruned(subsets)
+
     def _broadcast_parameters(self) -> None:
         if self.ctx.size == 1:
             return
@@ -190,7 +205,9 @@ class Trainer:
             return torch.cat([h, self._input_halo])
         if self.stale is not None and self.model.training:
             return self.stale(h, layer)
-        return self.exchange(h, layer, self.epoch, exact=not self.model.training)
+        if self.model.training:
+            return self.train_exchange(h, layer, self.epoch)
+        return self.exchange(h, layer, self.epoch, exact=True)
 
     def _is_sync_epoch(self, epoch: int) -> bool:
         every = self.cfg.sync_every
@@ -373,7 +390,7 @@ class Trainer:
             self.stale.close()
         if self.worker is not None:
             self.worker.close()
-            self.worker = self.exchange.worker = None
+            self.worker = self.exchange.worker = self.train_exchange.worker = None
 
     def _save(self, epoch: int) -> None:
         if self.ctx.rank == 0:

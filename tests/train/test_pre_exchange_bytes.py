@@ -1,5 +1,6 @@
 """Under mpirun, narrowing layers exchange their projected rows, and the input layer's halo rows
-are fetched once and cached: the counted bytes say so."""
+are fetched once and cached: the counted bytes say so (every halo row travels:
+``--no-halo-pruning``; tests/comm/test_pruning.py counts the pruned rows)."""
 import json
 
 import pytest
@@ -25,7 +26,7 @@ def test_exchanged_width_is_the_projected_width(tmp_path, model):
     metrics = tmp_path / "m.jsonl"
     proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", model, "--hidden",
                        str(hidden), "--epochs", "2", "--no-progress", "--metrics", str(metrics),
-                       "--no-input-halo-cache"])
+                       "--no-input-halo-cache", "--no-halo-pruning"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in metrics.read_text().splitlines()
                if '"epoch"' in line]
@@ -49,7 +50,7 @@ def test_quantized_exchange_carries_the_projection(tmp_path):
     metrics = tmp_path / "m.jsonl"
     proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", "gcn", "--hidden", "8",
                        "--epochs", "2", "--bits", "1", "--no-progress", "--metrics", str(metrics),
-                       "--no-input-halo-cache"])
+                       "--no-input-halo-cache", "--no-halo-pruning"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in metrics.read_text().splitlines()
                if '"epoch"' in line]
@@ -70,7 +71,7 @@ def test_input_halo_is_fetched_once_then_only_later_layers_move(tmp_path, bits, 
     metrics = tmp_path / "m.jsonl"
     proc = run_mpi(2, ["-m", "gnnsys.cli", "train", str(part), "--model", "gcn", "--hidden", "8",
                        "--epochs", "3", "--bits", str(bits), "--no-progress", "--metrics",
-                       str(metrics)])
+                       str(metrics), "--no-halo-pruning"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in metrics.read_text().splitlines()
                if '"epoch"' in line]
