@@ -14,7 +14,10 @@ rate, 95.6 % of the line rate), the bound (synchronous: C + Q + B/W; pipelined: 
 Q), measured/bound, the bytes ratio and the speed-up vs fp32 sync. The runs of the fastest link
 evaluate every epoch: their test accuracy per epoch is the accuracy curve of each setting. A
 full (not quick) run adds a reference: fp32 sync with all ranks on ONE host (loopback), C_ref,
-an independent measure of the job's compute on the same cores. Needs root (network namespaces).
+an independent measure of the job's compute on the same cores, and the bytes at scale: fp32
+sync and 1-bit sync on ``synthetic:200000`` (the issue's example size, where the fixed weight
+all-reduce is a small share of one bit's bytes) for a few epochs on the fastest link; bytes do
+not depend on the rate. Needs root (network namespaces).
 """
 from __future__ import annotations
 
@@ -32,8 +35,8 @@ import numpy as np
 from gnnsys.bench import plots
 from gnnsys.bench.common import REPO, LoadSampler, children_cpu_s, gnnsys_cmd, parse_rate
 from gnnsys.bench.options import BenchOptions
-from gnnsys.bench.settings import (BASELINE, SYNC_EVERY, Setting, available, parse_settings,
-                                   partition_flags)
+from gnnsys.bench.settings import (BASELINE, BY_KEY, SYNC_EVERY, Setting, available,
+                                   parse_settings, partition_flags)
 from gnnsys.errors import RuntimeFailure, UserError
 
 NAME = "exchange"
@@ -42,6 +45,7 @@ HIDDEN, LAYERS, WARMUP = 256, 3, 1
 # Open MPI's TCP transport opens one connection per rank pair; two let a pair send and receive
 # at full rate at once (launch/README.md, "On a real cluster").
 MPIRUN_ARGS = ["--mca", "btl_tcp_links", "2"]
+SCALE_NODES, SCALE_EPOCHS = 200_000, 3
 TARGETS = {"bytes_ratio": 25.0, "pipeline_speedup": 10.0, "bound_ratio": 1.3,
            "preload_vs_fp32": 0.5}
 
@@ -227,12 +231,39 @@ def run(opts: BenchOptions) -> dict:
                 done = run_setting(cluster, folders[s.key], [*common, *evals, *s.train_flags],
                                    metrics, opts.timeout)
                 rows.append(summarize(s, done, WARMUP, shares, link))
+            if (rate == fastest and not opts.quick and nodes < SCALE_NODES
+                    and any(s.key == "1bit" for s in settings)):
+                result["bytes_at_scale"] = bytes_at_scale(cluster, common, link, work, opts)
         add_comparisons(rows)
         result["rates"][rate] = {"link_mb_s": link, "probe_mb_s": probe,
                                  "load": load.summary(), "rows": rows}
     if not opts.quick:
         result["c_ref_s"] = reference_compute(folders[BASELINE], common, runs_dir, opts)
     return result
+
+
+def bytes_at_scale(cluster, common: List[str], link_mb_s: float, work: Path,
+                   opts: BenchOptions) -> dict:
+    """Run fp32 sync and 1-bit sync on ``synthetic:<SCALE_NODES>`` (the same model and
+    layout, :data:`SCALE_EPOCHS` epochs) on ``cluster``; return ``{"nodes", "epochs", "rows"}``
+    with each row summarised as in the main table (bytes ratios included)."""
+    parts = opts.hosts * opts.ranks_per_host
+    folder = ensure_partition(SCALE_NODES, parts, opts.hosts, ["--preload-hops", "0"],
+                              work / f"synthetic-{SCALE_NODES}-{parts}-s{opts.hosts}",
+                              opts.timeout)
+    shares = host_shares(folder)
+    flags = [*common, "--eval-every", str(SCALE_EPOCHS)]
+    flags[flags.index("--epochs") + 1] = str(SCALE_EPOCHS)
+    rows = []
+    for key in (BASELINE, "1bit"):
+        setting = BY_KEY[key]
+        print(f"[exchange] bytes at scale (synthetic:{SCALE_NODES}): {setting.label}",
+              file=sys.stderr, flush=True)
+        done = run_setting(cluster, folder, [*flags, *setting.train_flags],
+                           work / "runs" / f"scale-{key}.jsonl", opts.timeout)
+        rows.append(summarize(setting, done, WARMUP, shares, link_mb_s))
+    add_comparisons(rows)
+    return {"nodes": SCALE_NODES, "epochs": SCALE_EPOCHS, "rows": rows}
 
 
 def _slug(flags: Sequence[str]) -> str:
@@ -323,5 +354,14 @@ def markdown(result: dict) -> str:
                      f"{probe} MB/s; load {block['load']['mean']} (max {block['load']['max']})")
     if result.get("c_ref_s") is not None:
         lines.append(f"C_ref (fp32 sync, all ranks on one host) = {result['c_ref_s']:.2f} s")
+    scale = result.get("bytes_at_scale")
+    if scale:
+        lines.append(f"\nBytes at scale, synthetic:{scale['nodes']} ({scale['epochs']} epochs "
+                     "on the fastest link), inter-host MB per epoch:")
+        for r in scale["rows"]:
+            lines.append(f"- {r['setting']}: " + (
+                f"failed: {r['error']}" if "error" in r or "bytes_ratio" not in r else
+                f"{r['inter_bytes_total'] / 1e6:.1f} (weights {r['inter_bytes']['weight_grads'] / 1e6:.2f}); "
+                f"{r['bytes_ratio']:.1f}x fewer than fp32, halo rows {r['halo_bytes_ratio']:.1f}x"))
     lines.extend(f"{key}: {note}" for key, note in result.get("skipped", {}).items())
     return "\n".join(lines)

@@ -150,7 +150,23 @@ def _exchange(res: Optional[dict]) -> List[Row]:
             out.append(Row(issue, f"{label} @ {rate}", f"{value:.2f}", goal,
                            _exchange_bound(res, rate, row, field), _check(value, limit, higher),
                            row.get("note", "")))
+        if key == "1bit" and field == "bytes_ratio" and res.get("bytes_at_scale"):
+            out.append(_bytes_at_scale(res, label, goal))
     return out
+
+
+def _bytes_at_scale(res: dict, label: str, goal: str) -> Row:
+    """The bytes target on ``synthetic:200000`` (the exchange suite's ``bytes_at_scale``)."""
+    scale = res["bytes_at_scale"]
+    row = next((r for r in scale["rows"] if r["key"] == "1bit"), {})
+    label = f"{label} @ synthetic:{scale['nodes']}"
+    if "bytes_ratio" not in row:
+        return Row(5, label, "failed", goal, note=row.get("error", "no fp32 baseline"))
+    weights = row["inter_bytes"]["weight_grads"] / row["inter_bytes_total"]
+    return Row(5, label, f"{row['bytes_ratio']:.2f}", goal,
+               _exchange_bound(res, "", row, "bytes_ratio"),
+               row["bytes_ratio"] >= EX["bytes_ratio"],
+               f"the weight all-reduce is {100 * weights:.0f} % of 1-bit's bytes here")
 
 
 def _exchange_bound(res: dict, rate: str, row: dict, field: str) -> str:

@@ -145,3 +145,35 @@ def test_partition_targets_are_judged_at_1m_nodes_and_growth_on_the_extremes():
     growth = _partition(timed)[2]
     assert growth.met and growth.measured.startswith("1.20x")
     assert "stages alone" in growth.note and "1.44x" in growth.note  # 92/64 over 4/4
+
+
+def test_bytes_target_is_judged_at_the_suite_size_and_at_scale(tmp_path):
+    from gnnsys.bench import exchange as ex
+    from gnnsys.bench.settings import BY_KEY
+    from tests.bench.test_exchange import record, run_of
+
+    shares = {kind: [0.5, 0.5] for kind in ex.KINDS}
+
+    def rows(one_bit_features: int) -> list:
+        """fp32 and 1-bit rows; a record's bytes: features, half that in gradients, 1000 of
+        weights (fp32: 30000 + 15000 + 1000 = 46000)."""
+        out = [ex.summarize(BY_KEY[key], run_of([record(e, 1.0, 0.5, 0.0, feat)
+                                                 for e in range(3)]), 1, shares, 10.0)
+               for key, feat in (("fp32", 30000), ("1bit", one_bit_features))]
+        ex.add_comparisons(out)
+        return out
+    write(tmp_path, "exchange-2026-11-20.json", result(
+        "exchange", config={"nodes": 1000, "hosts": 2, "ranks_per_host": 2, "epochs": 3,
+                            "warmup": 1, "hidden": 256, "layers": 3, "accuracy_from": "1gbit",
+                            "settings": {"fp32": "fp32 sync", "1bit": "1-bit sync"}},
+        skipped={}, host_shares=shares, targets=ex.TARGETS,
+        rates={"1gbit": {"link_mb_s": 10.0, "probe_mb_s": None,
+                         "load": {"mean": 1.0, "max": 1.0}, "rows": rows(2000)}},
+        bytes_at_scale={"nodes": 200000, "epochs": 3, "rows": rows(400)}))
+    text = write_report(tmp_path, tmp_path / "PERFORMANCE.md").read_text()
+    small = row_of(text, "| 5 | fp32 / 1-bit inter-host bytes (hidden 256) @ 1gbit |")
+    assert "| 11.50 | >= 25x |" in small and "| **no** |" in small  # 46000 / 4000
+    scale = row_of(text, "| 5 | fp32 / 1-bit inter-host bytes (hidden 256) @ synthetic:200000 |")
+    assert "| 28.75 | >= 25x |" in scale and "| yes |" in scale  # 46000 / 1600
+    assert "weight all-reduce is" in scale
+    assert "Bytes at scale, synthetic:200000" in text
