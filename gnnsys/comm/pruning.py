@@ -47,14 +47,14 @@ def training_subsets(plan: ExchangePlan, indptr: np.ndarray, indices: np.ndarray
         request: see :data:`Request`.
     """
     n_own = plan.n_own
-    indptr, indices = np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64)
-    edge_dst = np.repeat(np.arange(n_own, dtype=np.int64), np.diff(indptr))
+    in_degree = np.diff(np.asarray(indptr, dtype=np.int64))
+    indices = np.asarray(indices)
     needed = np.zeros(n_own, dtype=bool)
     needed[np.asarray(train_rows, dtype=np.int64)] = True
     subsets: Dict[int, RowSubset] = {}
     for layer in reversed(range(layers)):
         reads = np.zeros(n_own + plan.n_halo, dtype=bool)
-        reads[indices[needed[edge_dst]]] = True
+        reads[indices[np.repeat(needed, in_degree)]] = True
         reads[:n_own] |= needed
         halo = np.flatnonzero(reads[n_own:])
         cuts = np.searchsorted(halo, np.append(plan.recv_displs, plan.n_halo))
