@@ -147,9 +147,10 @@ def _exchange(res: Optional[dict]) -> List[Row]:
                                note=row.get("error", "no fp32 baseline")))
                 continue
             value = 1 / row["speedup"] if field == "inverse_speedup" else row[field]
+            note = _weights_note(row) if field == "bytes_ratio" else ""
             out.append(Row(issue, f"{label} @ {rate}", f"{value:.2f}", goal,
                            _exchange_bound(res, rate, row, field), _check(value, limit, higher),
-                           row.get("note", "")))
+                           "; ".join(n for n in (row.get("note", ""), note) if n)))
         if key == "1bit" and field == "bytes_ratio" and res.get("bytes_at_scale"):
             out.append(_bytes_at_scale(res, label, goal))
     return out
@@ -162,11 +163,15 @@ def _bytes_at_scale(res: dict, label: str, goal: str) -> Row:
     label = f"{label} @ synthetic:{scale['nodes']}"
     if "bytes_ratio" not in row:
         return Row(5, label, "failed", goal, note=row.get("error", "no fp32 baseline"))
-    weights = row["inter_bytes"]["weight_grads"] / row["inter_bytes_total"]
     return Row(5, label, f"{row['bytes_ratio']:.2f}", goal,
                _exchange_bound(res, "", row, "bytes_ratio"),
-               row["bytes_ratio"] >= EX["bytes_ratio"],
-               f"the weight all-reduce is {100 * weights:.0f} % of 1-bit's bytes here")
+               row["bytes_ratio"] >= EX["bytes_ratio"], _weights_note(row))
+
+
+def _weights_note(row: dict) -> str:
+    """What share of a setting's inter-host bytes the (full-precision) weight all-reduce is."""
+    weights = row["inter_bytes"]["weight_grads"] / max(row["inter_bytes_total"], 1)
+    return f"the weight all-reduce is {100 * weights:.0f} % of these bytes"
 
 
 def _exchange_bound(res: dict, rate: str, row: dict, field: str) -> str:

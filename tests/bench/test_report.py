@@ -175,5 +175,6 @@ def test_bytes_target_is_judged_at_the_suite_size_and_at_scale(tmp_path):
     assert "| 11.50 | >= 25x |" in small and "| **no** |" in small  # 46000 / 4000
     scale = row_of(text, "| 5 | fp32 / 1-bit inter-host bytes (hidden 256) @ synthetic:200000 |")
     assert "| 28.75 | >= 25x |" in scale and "| yes |" in scale  # 46000 / 1600
-    assert "weight all-reduce is" in scale
+    assert "the weight all-reduce is 62 % of these bytes" in scale  # 1000 / 1600
+    assert "the weight all-reduce is 25 % of these bytes" in small  # 1000 / 4000
     assert "Bytes at scale, synthetic:200000" in text
