@@ -23,6 +23,7 @@ from gnnsys.comm.bootstrap import DistContext
 from gnnsys.comm.exchange import HaloExchange
 from gnnsys.comm.plan import ExchangePlan
 from gnnsys.comm.requests import alltoall_arrays
+from gnnsys.train.backward import backward_mean
 from gnnsys.train.batcher import BatchSchedule
 from gnnsys.train.minibatch import minibatch_forward
 from gnnsys.train.model import GNN
@@ -84,7 +85,7 @@ class MinibatchEpochs:
                                        input_aggregate)
             target = label[torch.from_numpy(batch.seeds).to(label.device)]
             loss_sum = F.cross_entropy(logits, target, reduction="sum")
-            (loss_sum / max(1, int(totals[step]))).backward()
+            backward_mean(loss_sum, int(totals[step]), model.parameters())
             beat(f"epoch {epoch} step {step} backward")
             allreduce_gradients(model.parameters(), self.ctx, self.exchange.counters,
                                 backend=backend)

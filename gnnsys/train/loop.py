@@ -37,6 +37,7 @@ from gnnsys.nn.block import Block
 from gnnsys.partition.format import check_file, load_manifest, open_shard
 from gnnsys.partition.preload import open_preload
 from gnnsys.train import checkpoint
+from gnnsys.train.backward import backward_mean
 from gnnsys.train.batched import MinibatchEpochs
 from gnnsys.train.metrics import MetricsWriter, epoch_record, final_line
 from gnnsys.train.model import GNN, build_model
@@ -231,7 +232,7 @@ class Trainer:
         out = logits[self.train_idx]
         target = self.label[self.train_idx]
         loss_sum = F.cross_entropy(out, target, reduction="sum")
-        (loss_sum / self.global_train).backward()
+        backward_mean(loss_sum, self.global_train, self.model.parameters())
         self.watchdog.beat(f"epoch {epoch} backward")
         allreduce_gradients(self.model.parameters(), self.ctx, self.counters,
                             backend=self.cfg.backend)
