@@ -114,6 +114,9 @@ class Trainer:
         self.watchdog = Watchdog(cfg.timeout if ctx.size > 1 else 0, ctx.rank)
         self.model = (model or build_model(cfg, self.feat.shape[1], self.num_classes))
         self.model = self.model.to(device=self.device, dtype=self.dtype)
+        # A stale projected row is H(t-1) W(t-1); a stale input row meets the current W(t) on
+        # arrival. So project before the exchange only when the rows are fresh.
+        self.model.project_before_exchange = not cfg.staleness
         self._broadcast_parameters()
         self.optimizer = _build_optimizer(cfg, self.model)
         self.start_epoch = 0

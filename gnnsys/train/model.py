@@ -36,9 +36,10 @@ class GNN(nn.Module):
 
     ``project_before_exchange`` (default True) lets layers with a ``pre_exchange`` run it before
     the exchange (see :func:`apply_layer`), exact or quantized: a narrowing layer's rows then
-    travel at its output width, the fewer bytes, and with ``--bits 1`` the codec quantizes the
-    projection (README, Communication options, has what that costs in accuracy). Off, every
-    layer exchanges its input rows, as in Sylvie/AdaQP.
+    travel at its output width, the fewer bytes. Off, every layer exchanges its input rows, as
+    in Sylvie/AdaQP; the trainer turns it off when halo rows may be stale (``--staleness``,
+    ``--pipeline``), so that a stale row meets the current weight on arrival (README,
+    Communication options).
     """
 
     def __init__(self, layers: list[nn.Module], dropout: float = 0.5, seed: int = 0):
