@@ -24,7 +24,8 @@ Recipes (``--epochs``, ``--seeds``, ``--settings`` override them for every datas
 
 Runs are kept in ``<out>/work/accuracy/runs`` and reused: a ``gnnsys train`` run whose
 metrics file is complete and records exactly the options this run would use (every
-:class:`~gnnsys.config.TrainConfig` field, so a new option makes older runs stale), and a PyG
+:class:`~gnnsys.config.TrainConfig` field, so a new option makes older runs stale) and the
+fingerprint of this code (:mod:`gnnsys.train.fingerprint`: a code change does too), and a PyG
 seed whose recipe, epochs and torch/PyG versions match. An interrupted run continues where it
 stopped; delete that folder to measure everything again.
 
@@ -158,8 +159,10 @@ def finished_run(metrics: Path, train_args: Sequence[str]) -> Optional[Tuple[flo
     """Return ``(final test accuracy, summed epoch seconds)`` of an earlier ``gnnsys train``
     run whose metrics file ``metrics`` is complete (its last epoch evaluated) and records
     exactly the options ``train_args`` (the arguments after ``gnnsys train``) give now, every
-    option included; else None. A new option, or a changed default, makes old runs stale."""
+    option included, and was trained by this code (its fingerprint); else None. A new option, a
+    changed default or a change to the code makes old runs stale."""
     from gnnsys import config as train_config
+    from gnnsys.train.fingerprint import code_fingerprint
 
     if not metrics.exists():
         return None
@@ -171,7 +174,8 @@ def finished_run(metrics: Path, train_args: Sequence[str]) -> Optional[Tuple[flo
     except (ValueError, SystemExit):
         return None
     epochs = [r for r in lines[1:] if "epoch" in r]
-    if (not lines or lines[0].get("config") != wanted or len(epochs) != wanted["epochs"]
+    if (not lines or lines[0].get("config") != wanted
+            or lines[0].get("code") != code_fingerprint() or len(epochs) != wanted["epochs"]
             or epochs[-1].get("test_acc") is None):
         return None
     return float(epochs[-1]["test_acc"]), float(sum(r["epoch_s"] for r in epochs))

@@ -6,13 +6,17 @@ Each line of ``--metrics run.jsonl`` (written by rank 0) has the keys ``epoch``,
 ``bytes = {"intra": {"features", "feature_grads", "weight_grads"}, "inter": {...}}`` (payload
 bytes sent, summed over ranks); the training loop adds ``rss_mb`` (resident memory in MiB at
 the end of the epoch, the maximum over ranks). Benchmarks and later features read these keys:
-extend, never rename. The first line is ``{"config": {...}}``, the effective configuration.
+extend, never rename. The first line is ``{"config": {...}, "code": "..."}``: the effective
+configuration and the fingerprint of the code that trained
+(:func:`~gnnsys.train.fingerprint.code_fingerprint`).
 """
 from __future__ import annotations
 
 import json
 import os
 from typing import Optional
+
+from gnnsys.train.fingerprint import code_fingerprint
 
 RECORD_KEYS = ("epoch", "loss", "train_acc", "val_acc", "test_acc", "epoch_s", "compute_s",
                "comm_s", "comm_wait_s", "bytes")
@@ -36,7 +40,8 @@ class MetricsWriter:
 
     Args:
         path: the JSONL file; a fresh run truncates it, a resumed run appends.
-        config: the effective configuration, written as the first line.
+        config: the effective configuration, written as the first line with the code's
+            fingerprint.
         append: append instead of truncating (resume).
     """
 
@@ -45,7 +50,7 @@ class MetricsWriter:
         os.makedirs(folder, exist_ok=True)
         self._fh = open(path, "a" if append else "w")
         if config is not None:
-            self._write({"config": config})
+            self._write({"config": config, "code": code_fingerprint()})
 
     def write(self, record: dict) -> None:
         """Write one epoch record."""

@@ -14,6 +14,7 @@ from gnnsys.bench.options import BenchOptions
 from gnnsys.bench.targets import NOT_MEASURED, evaluate
 from gnnsys.data import load_dataset
 from gnnsys.errors import UserError
+from gnnsys.train.fingerprint import code_fingerprint
 
 
 def test_plan_full_quick_and_overrides(tmp_path):
@@ -60,7 +61,7 @@ def _fake_training(calls):
         config.add_arguments(parser)
         cfg = config.config_from_args(parser.parse_args(
             [folder, "--model", model, "--seed", str(seed), "--no-progress", *extra]))
-        lines = [{"config": cfg.to_dict()}] + [
+        lines = [{"config": cfg.to_dict(), "code": code_fingerprint()}] + [
             {"epoch": e, "epoch_s": 0.5,
              "test_acc": value if (e + 1) % every == 0 or e == epochs - 1 else None}
             for e in range(epochs)]
@@ -94,7 +95,7 @@ def test_run_with_faked_mpirun_compares_settings_and_pyg(tmp_path, monkeypatch):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_finished_runs_and_pyg_seeds_are_reused_until_an_option_changes(tmp_path, monkeypatch):
+def test_finished_runs_and_pyg_seeds_are_reused_until_an_option_or_the_code_changes(tmp_path, monkeypatch):
     calls, pyg_calls = [], []
     monkeypatch.setattr(acc, "run_seed", _fake_training(calls))
     monkeypatch.setattr(acc, "partition", lambda dataset, parts, out: Path(out))
@@ -119,9 +120,14 @@ def test_finished_runs_and_pyg_seeds_are_reused_until_an_option_changes(tmp_path
     acc.run(opts)
     assert len(calls) == 3  # only the stale run trained again, and rewrote its file
     assert json.loads(metrics.read_text().splitlines()[0])["config"]["stale_grads"] is False
+    header, *epochs = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([json.dumps({**json.loads(header), "code": "0" * 16}),
+                                  *epochs]))  # the same options, trained by other code
+    acc.run(opts)
+    assert len(calls) == 4
     acc.run(BenchOptions(out=tmp_path, datasets=["synthetic:1500"], seeds=2, epochs=7,
                          settings=["fp32"]))
-    assert (len(calls), len(pyg_calls)) == (5, 4)
+    assert (len(calls), len(pyg_calls)) == (6, 4)
 
 
 @pytest.mark.parametrize("spec, message", [("nosuch", "unknown dataset 'nosuch'"),
