@@ -120,7 +120,7 @@ class ExchangePlan:
 class RowSubset:
     """The rows one layer's exchange moves when that layer reads only some halo rows.
 
-    Built by :func:`gnnsys.comm.pruning.training_subsets` (halo pruning).
+    Built by :func:`gnnsys.comm.pruning.training_reach` (halo pruning).
 
     Attributes:
         plan: an :class:`ExchangePlan` over the subset: its ``send_index`` lists the owned rows

@@ -27,7 +27,7 @@ from gnnsys.comm.exchange import HaloExchange
 from gnnsys.comm.pipeline import CommWorker
 from gnnsys.comm.requests import alltoall_arrays
 from gnnsys.comm.plan import ExchangePlan
-from gnnsys.comm.pruning import training_subsets
+from gnnsys.comm.pruning import training_reach
 from gnnsys.comm.staleness import StaleHaloExchange
 from gnnsys.comm.watchdog import Watchdog
 from gnnsys.config import TrainConfig
@@ -40,7 +40,11 @@ from gnnsys.train import checkpoint
 from gnnsys.train.backward import backward_mean
 from gnnsys.train.batched import MinibatchEpochs
 from gnnsys.train.metrics import MetricsWriter, epoch_record, final_line
-from gnnsys.train.model import GNN, build_model
+from gnnsys.train.model import GNN, SelectedRows, build_model, select_rows
+
+#: A pruned training pass computes a layer's selected rows only when they are fewer than this
+#: share of its rows; above it, the gather of the source rows costs about what it saves.
+SELECT_BELOW = 0.9
 
 
 class AgreedFailure(RuntimeFailure):
@@ -102,7 +106,7 @@ class Trainer:
                   "inter": Codec(cfg.inter_bits or cfg.bits)}
         self.exchange = HaloExchange(ctx, self._plan(shard), self.counters, backend=cfg.backend,
                                      codecs=codecs, seed=cfg.seed, worker=self.worker)
-        self.train_exchange = self._training_exchange(shard)
+        self._prune_training(shard)
         self.stale = (StaleHaloExchange(self.train_exchange, cfg.staleness, cfg.stale_grads)
                       if cfg.staleness else None)
         self.batches = (MinibatchEpochs(ctx, shard, np.asarray(manifest["part_server"]),
@@ -177,18 +181,31 @@ class Trainer:
                                         np.asarray(shard.send_index),
                                         np.asarray(shard.send_offsets), links)
 
-    def _training_exchange(self, shard) -> HaloExchange:
-        """The exchange of training passes: with ``--halo-pruning`` (full batches, several
-        ranks) it moves only the halo rows the loss reads (:mod:`gnnsys.comm.pruning`;
-        collective), else it is :attr:`exchange`."""
+    def _prune_training(self, shard) -> None:
+        """Set :attr:`train_exchange` and :attr:`train_block`, the exchange and the blocks of
+        training passes. With ``--halo-pruning`` (full batches, several ranks) they move only
+        the halo rows the loss reads and compute only the owned rows it reads
+        (:mod:`gnnsys.comm.pruning`; collective); else they are :attr:`exchange` and
+        :attr:`block`. A layer that would compute nearly every row keeps its whole block."""
         cfg = self.cfg
+        self.train_exchange, self.train_block = self.exchange, self.block
+        self.pruning_stats = {}
         if not cfg.halo_pruning or cfg.minibatch or self.ctx.size == 1:
-            return self.exchange
-        subsets = training_subsets(self.exchange.plan, np.asarray(shard.indptr),
-                                   np.asarray(shard.indices),
-                                   np.flatnonzero(np.asarray(shard.train_mask)), cfg.layers,
-                                   partial(alltoall_arrays, self.ctx))
-        return self.exchange.pruned(subsets)
+            return
+        reach = training_reach(self.exchange.plan, np.asarray(shard.indptr),
+                               np.asarray(shard.indices),
+                               np.flatnonzero(np.asarray(shard.train_mask)), cfg.layers,
+                               partial(alltoall_arrays, self.ctx))
+        self.train_exchange = self.exchange.pruned(reach.halo)
+        blocks = self.block if isinstance(self.block, list) else [self.block] * cfg.layers
+        self.train_block = [
+            select_rows(block, reach.computed[layer])
+            if len(reach.computed[layer]) < SELECT_BELOW * block.num_dst else block
+            for layer, block in enumerate(blocks)]
+        computed = [b.block.num_dst if isinstance(b, SelectedRows) else b.num_dst
+                    for b in self.train_block]
+        self.pruning_stats = {"computed_rows": [int(c) for c in self.ctx.allreduce_sum(
+            np.array(computed, dtype=np.int64))]}
 
     def _broadcast_parameters(self) -> None:
         if self.ctx.size == 1:
@@ -230,7 +247,7 @@ class Trainer:
             self.stale.begin_epoch(epoch, sync=self._is_sync_epoch(epoch))
         self._cache_input_halo()
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(self.block, self.feat, self.global_ids, epoch, self._exchange,
+        logits = self.model(self.train_block, self.feat, self.global_ids, epoch, self._exchange,
                             self._source_ids)
         out = logits[self.train_idx]
         target = self.label[self.train_idx]
@@ -316,7 +333,7 @@ class Trainer:
         return {"loss": loss, "train_acc": train_acc,
                 "epoch_s": times[0], "compute_s": max(0.0, times[4]), "comm_s": times[2],
                 "comm_wait_s": times[1], "codec_s": times[3], "bytes": c.reduce_sum(self.ctx),
-                "rss_mb": times[5], **self.preload_stats}
+                "rss_mb": times[5], **self.preload_stats, **self.pruning_stats}
 
     @torch.no_grad()
     def evaluate(self) -> dict:

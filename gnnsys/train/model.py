@@ -9,8 +9,10 @@ owned rows before the exchange, so narrower rows travel and are held.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -20,6 +22,49 @@ from gnnsys.nn.dropout import hashed_dropout
 from gnnsys.nn.registry import build_layer
 
 Exchange = Callable[[Tensor, int], Tensor]
+
+
+@dataclass
+class SelectedRows:
+    """A layer's block restricted to some owned destination rows (halo pruning computes only
+    the rows a training pass reads, :mod:`gnnsys.comm.pruning`).
+
+    Layers keep their convention (destination ``i`` is source ``i``): the layer sees ``block``
+    over the source rows reordered by ``src_order`` (the computed rows first), and its output
+    row ``i`` is owned row ``rows[i]``; the other owned rows are zeros in the next layer's input.
+
+    Attributes:
+        block: the restricted block (``num_dst = len(rows)``, sources in ``src_order``).
+        src_order: int64 ``[num_src]``: the local source rows in the order ``block`` sees them.
+        rows: int64 ``[k]``: the owned rows computed (``src_order[:k]``).
+    """
+
+    block: Block
+    src_order: Tensor
+    rows: Tensor
+
+
+def select_rows(block: Block, rows: np.ndarray) -> SelectedRows:
+    """Return ``block`` restricted to the owned destination ``rows`` (local, ascending).
+
+    Each computed row keeps its in-edges in their order, so its aggregation sums the same terms
+    in the same order; degrees follow their rows.
+    """
+    rows_t = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=block.device)
+    rest = torch.ones(block.num_src, dtype=torch.bool, device=block.device)
+    rest[rows_t] = False
+    order = torch.cat([rows_t, torch.nonzero(rest).flatten()])
+    position = torch.empty_like(order)
+    position[order] = torch.arange(order.numel(), device=order.device)
+    starts, ends = block.indptr[rows_t], block.indptr[rows_t + 1]
+    counts = ends - starts
+    indptr = torch.zeros(rows_t.numel() + 1, dtype=torch.int64, device=block.device)
+    torch.cumsum(counts, 0, out=indptr[1:])
+    edge = (torch.repeat_interleave(starts - indptr[:-1], counts)
+            + torch.arange(int(indptr[-1]), device=block.device))
+    sub = Block(indptr, position[block.indices[edge]], block.num_src, block.in_deg[order],
+                block.out_deg[order])
+    return SelectedRows(block=sub, src_order=order, rows=rows_t)
 
 
 class GNN(nn.Module):
@@ -50,8 +95,8 @@ class GNN(nn.Module):
         self.project_before_exchange = True
         self.input_halo_cached = False
 
-    def forward(self, block: Union[Block, Sequence[Block]], h_own: Tensor, global_ids: Tensor,
-                epoch: int, exchange: Optional[Exchange] = None,
+    def forward(self, block: Union[Block, Sequence[Union[Block, SelectedRows]]], h_own: Tensor,
+                global_ids: Tensor, epoch: int, exchange: Optional[Exchange] = None,
                 source_ids: Optional[Tensor] = None) -> Tensor:
         """Return the logits ``[num_dst, classes]`` of the last block's destination rows.
 
@@ -59,8 +104,9 @@ class GNN(nn.Module):
         ``h_own [n_own, F]``, their global node IDs (keys of the dropout masks), the epoch
         (part of the dropout key) and the exchange callable (identity when None). A layer's
         block may have fewer destinations than ``n_own``, a prefix of the owned rows (a preload
-        worker skips its outer-hop rows that no later layer reads): the rows it does not compute
-        are zeros in the next layer's input.
+        worker skips its outer-hop rows that no later layer reads), or be a
+        :class:`SelectedRows` (halo pruning): the rows it does not compute are zeros in the next
+        layer's input.
 
         ``source_ids`` (optional, ``int64 [n_own + n_halo]``): the global IDs of the rows the
         exchange returns, owned then halo. Given, a layer that exchanges its input rows (no
@@ -74,15 +120,20 @@ class GNN(nn.Module):
         dropping = self.training and self.dropout > 0
         for index, layer in enumerate(self.layers):
             layer_block = block[index] if isinstance(block, (list, tuple)) else block
+            selected = layer_block if isinstance(layer_block, SelectedRows) else None
             project = (self.project_before_exchange and hasattr(layer, "pre_exchange")
                        and not (index == 0 and self.input_halo_cached))
             drop_after = dropping and source_ids is not None and not project
             if dropping and not drop_after:
                 h_own = hashed_dropout(h_own, global_ids, self.dropout, self.seed, epoch, index)
-            h_own = apply_layer(layer, layer_block, h_own,
-                                self._source_rows(exchange, index, epoch,
-                                                  source_ids if drop_after else None),
-                                project)
+            source_rows = self._source_rows(exchange, index, epoch,
+                                            source_ids if drop_after else None,
+                                            None if selected is None else selected.src_order)
+            h_own = apply_layer(layer, layer_block if selected is None else selected.block,
+                                h_own, source_rows, project)
+            if selected is not None:
+                h_own = h_own.new_zeros(n_own, *h_own.shape[1:]).index_copy(
+                    0, selected.rows, h_own)
             if index < len(self.layers) - 1:
                 h_own = torch.relu(h_own)
                 if h_own.shape[0] < n_own:
@@ -91,14 +142,16 @@ class GNN(nn.Module):
         return h_own
 
     def _source_rows(self, exchange: Optional[Exchange], index: int, epoch: int,
-                     drop_ids: Optional[Tensor]) -> Callable[[Tensor], Tensor]:
+                     drop_ids: Optional[Tensor],
+                     order: Optional[Tensor] = None) -> Callable[[Tensor], Tensor]:
         """The ``source_rows`` callable of layer ``index`` for :func:`apply_layer`: the
-        exchange (identity when None), followed by dropout keyed by ``drop_ids`` when given."""
+        exchange (identity when None), followed by dropout keyed by ``drop_ids`` when given,
+        then the rows reordered by ``order`` when given (a :class:`SelectedRows` block)."""
         def source_rows(h: Tensor) -> Tensor:
             rows = exchange(h, index) if exchange is not None else h
-            if drop_ids is None:
-                return rows
-            return hashed_dropout(rows, drop_ids, self.dropout, self.seed, epoch, index)
+            if drop_ids is not None:
+                rows = hashed_dropout(rows, drop_ids, self.dropout, self.seed, epoch, index)
+            return rows if order is None else rows.index_select(0, order)
         return source_rows
 
 
