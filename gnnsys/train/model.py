@@ -30,12 +30,13 @@ class SelectedRows:
     the rows a training pass reads, :mod:`gnnsys.comm.pruning`).
 
     Layers keep their convention (destination ``i`` is source ``i``): the layer sees ``block``
-    over the source rows reordered by ``src_order`` (the computed rows first), and its output
-    row ``i`` is owned row ``rows[i]``; the other owned rows are zeros in the next layer's input.
+    over the source rows ``src_order`` picks (the computed rows first, then the rows they read),
+    and its output row ``i`` is owned row ``rows[i]``; the other owned rows are zeros in the
+    next layer's input.
 
     Attributes:
         block: the restricted block (``num_dst = len(rows)``, sources in ``src_order``).
-        src_order: int64 ``[num_src]``: the local source rows in the order ``block`` sees them.
+        src_order: int64 ``[block.num_src]``: the local source rows ``block`` sees, in order.
         rows: int64 ``[k]``: the owned rows computed (``src_order[:k]``).
     """
 
@@ -47,22 +48,25 @@ class SelectedRows:
 def select_rows(block: Block, rows: np.ndarray) -> SelectedRows:
     """Return ``block`` restricted to the owned destination ``rows`` (local, ascending).
 
-    Each computed row keeps its in-edges in their order, so its aggregation sums the same terms
-    in the same order; degrees follow their rows.
+    Its sources are the computed rows, then the other rows their in-edges read (ascending): a
+    row no computed row reads is left out. Each computed row keeps its in-edges in their order,
+    so its aggregation sums the same terms in the same order; degrees follow their rows.
     """
     rows_t = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=block.device)
-    rest = torch.ones(block.num_src, dtype=torch.bool, device=block.device)
-    rest[rows_t] = False
-    order = torch.cat([rows_t, torch.nonzero(rest).flatten()])
-    position = torch.empty_like(order)
-    position[order] = torch.arange(order.numel(), device=order.device)
-    starts, ends = block.indptr[rows_t], block.indptr[rows_t + 1]
-    counts = ends - starts
+    starts = block.indptr[rows_t]
+    counts = block.indptr[rows_t + 1] - starts
     indptr = torch.zeros(rows_t.numel() + 1, dtype=torch.int64, device=block.device)
     torch.cumsum(counts, 0, out=indptr[1:])
     edge = (torch.repeat_interleave(starts - indptr[:-1], counts)
             + torch.arange(int(indptr[-1]), device=block.device))
-    sub = Block(indptr, position[block.indices[edge]], block.num_src, block.in_deg[order],
+    sources = block.indices[edge]
+    read = torch.zeros(block.num_src, dtype=torch.bool, device=block.device)
+    read[sources] = True
+    read[rows_t] = False
+    order = torch.cat([rows_t, torch.nonzero(read).flatten()])
+    position = torch.full((block.num_src,), -1, dtype=torch.int64, device=block.device)
+    position[order] = torch.arange(order.numel(), device=block.device)
+    sub = Block(indptr, position[sources], order.numel(), block.in_deg[order],
                 block.out_deg[order])
     return SelectedRows(block=sub, src_order=order, rows=rows_t)
 
@@ -145,13 +149,17 @@ class GNN(nn.Module):
                      drop_ids: Optional[Tensor],
                      order: Optional[Tensor] = None) -> Callable[[Tensor], Tensor]:
         """The ``source_rows`` callable of layer ``index`` for :func:`apply_layer`: the
-        exchange (identity when None), followed by dropout keyed by ``drop_ids`` when given,
-        then the rows reordered by ``order`` when given (a :class:`SelectedRows` block)."""
+        exchange (identity when None), then the rows ``order`` picks when given (a
+        :class:`SelectedRows` block), then dropout keyed by the rows' ``drop_ids`` when given."""
         def source_rows(h: Tensor) -> Tensor:
             rows = exchange(h, index) if exchange is not None else h
-            if drop_ids is not None:
-                rows = hashed_dropout(rows, drop_ids, self.dropout, self.seed, epoch, index)
-            return rows if order is None else rows.index_select(0, order)
+            ids = drop_ids
+            if order is not None:
+                rows = rows.index_select(0, order)
+                ids = None if ids is None else ids[order]
+            if ids is None:
+                return rows
+            return hashed_dropout(rows, ids, self.dropout, self.seed, epoch, index)
         return source_rows
 
 

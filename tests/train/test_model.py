@@ -65,6 +65,8 @@ def test_selected_rows_give_the_rows_a_pass_reads_and_its_gradients(kind):
     # and 3, and halo row 6, a copy of owned row 0. Halo rows 7 and 8 (copies of 2 and 4) are
     # read by no computed row.
     selected = [select_rows(full, np.array([0, 1, 3, 5])), select_rows(full, loss_rows.numpy())]
+    assert selected[0].src_order.tolist() == [0, 1, 3, 5, 6, 7, 8]  # row 2 and 4 unread
+    assert selected[1].src_order.tolist() == [0, 5, 1, 3, 6]
     results = []
     for blocks in ([full, full], selected):
         model.zero_grad()
