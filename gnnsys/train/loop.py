@@ -198,10 +198,13 @@ class Trainer:
                                partial(alltoall_arrays, self.ctx))
         self.train_exchange = self.exchange.pruned(reach.halo)
         blocks = self.block if isinstance(self.block, list) else [self.block] * cfg.layers
-        self.train_block = [
-            select_rows(block, reach.computed[layer])
-            if len(reach.computed[layer]) < SELECT_BELOW * block.num_dst else block
-            for layer, block in enumerate(blocks)]
+        self.train_block = []
+        for layer, block in enumerate(blocks):
+            rows = reach.computed[layer]
+            if len(rows) == 0:  # every rank calls every layer (the exchange is collective),
+                rows = np.zeros(min(1, block.num_dst), dtype=np.int64)  # on non-empty rows
+            self.train_block.append(select_rows(block, rows)
+                                    if len(rows) < SELECT_BELOW * block.num_dst else block)
         computed = [b.block.num_dst if isinstance(b, SelectedRows) else b.num_dst
                     for b in self.train_block]
         self.pruning_stats = {"computed_rows": [int(c) for c in self.ctx.allreduce_sum(

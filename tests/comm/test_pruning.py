@@ -75,6 +75,22 @@ def test_computes_the_rows_the_loss_reads(part, tmp_path):
     assert reads[0] <= computed[0] <= graph.num_nodes
 
 
+@pytest.mark.mpi
+def test_a_part_without_train_rows_trains(tmp_path):
+    """Its pruned layers compute one row, so every rank still calls every layer (and its
+    collective exchange) on non-empty rows; GAT cannot take zero rows."""
+    graph = community_graph()
+    graph.train_mask = np.zeros(graph.num_nodes, dtype=bool)
+    graph.train_mask[:2] = True
+    folder = str(tmp_path / "p3")
+    partition_graph(graph, PARTS, folder, method="metis", progress=False)
+    assignment = np.load(os.path.join(folder, "assignment.npy"))
+    assert len(set(assignment[:2].tolist())) < PARTS  # some part has no train row
+    recs, _ = train(folder, tmp_path, "few", ["--model", "gat"])
+    assert recs[0]["computed_rows"][LAYERS - 1] <= 2 + PARTS
+    assert all(np.isfinite(r["loss"]) for r in recs)
+
+
 def halo_rows_the_loss_reads(graph, assignment):
     """Per layer: the (part, halo node) pairs whose rows a pruned training pass moves, counted
     on the global graph. Layer L-1 reads the in-neighbours of train nodes; layer l the
