@@ -9,18 +9,18 @@ request per layer tells each owner which of its send rows each peer reads. The r
 (:class:`TrainingReach`) is, per layer, a :class:`~gnnsys.comm.plan.RowSubset`, which the
 training exchange (:meth:`gnnsys.comm.exchange.HaloExchange.pruned`) uses to move those halo
 rows only, forward and backward, leaving the other halo rows at zero; and the owned rows whose
-output the pass reads, the only ones the trainer computes (:func:`gnnsys.train.model.select_rows`).
+output the pass reads, the only ones the trainer computes
+(:func:`gnnsys.train.model.select_rows`).
 
 Every row the loss depends on still receives its true inputs and is computed as before, and a
 row that does not feed the loss would get a gradient of exactly zero, so training equals the
 unpruned one, up to the order of floating-point sums in the weight gradients (bit for bit in
-tests/comm/test_pruning.py). Outputs at
-rows the loss does not read are zeros in a pruned training pass; evaluation computes and
-exchanges every row. How much it saves depends on the train set: on ``synthetic:40000`` (10 %
-train, 4 parts) the last layer reads 16 % of the inter-host halo rows and computes 10 % of the
-owned rows, the layer before reads nearly all halo rows and computes 65 % of the owned rows. A
-layer that mixes rows in other ways (batch norm over rows, attention over all nodes) needs
-``--no-halo-pruning``.
+tests/comm/test_pruning.py). Outputs at rows the loss does not read are zeros in a pruned
+training pass; evaluation computes and exchanges every row. How much it saves depends on the
+train set: on ``synthetic:40000`` (10 % train, 4 parts) the last layer reads 16 % of the
+inter-host halo rows and computes 10 % of the owned rows, the layer before reads nearly all
+halo rows and computes 68 % of the owned rows. A layer that mixes rows in other ways (batch
+norm over rows, attention over all nodes) needs ``--no-halo-pruning``.
 """
 from __future__ import annotations
 

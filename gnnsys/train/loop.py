@@ -42,8 +42,8 @@ from gnnsys.train.batched import MinibatchEpochs
 from gnnsys.train.metrics import MetricsWriter, epoch_record, final_line
 from gnnsys.train.model import GNN, SelectedRows, build_model, select_rows
 
-#: A pruned training pass computes a layer's selected rows only when they are fewer than this
-#: share of its rows; above it, the gather of the source rows costs about what it saves.
+#: A pruned training pass restricts a layer to the rows it reads only when they are fewer than
+#: this share of its rows; above it, the rows saved are few and the gather still copies them.
 SELECT_BELOW = 0.9
 
 
@@ -138,7 +138,8 @@ class Trainer:
         self.feat = normalize_features(self.feat, self.cfg.normalize_features)
         self.feat = self.feat.to(device=dev, dtype=dt)
         self.label = tensor(shard.label).to(dev)
-        self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev) for k in ("train", "val", "test")}
+        self.masks = {k: tensor(getattr(shard, f"{k}_mask")).to(dev)
+                      for k in ("train", "val", "test")}
         self.global_ids = tensor(shard.owned).to(dev)
         self._source_ids = torch.cat([self.global_ids, tensor(shard.halo).to(dev)])
         self.orig_ids = np.asarray(shard.orig_ids)
@@ -201,8 +202,9 @@ class Trainer:
         self.train_block = []
         for layer, block in enumerate(blocks):
             rows = reach.computed[layer]
-            if len(rows) == 0:  # every rank calls every layer (the exchange is collective),
-                rows = np.zeros(min(1, block.num_dst), dtype=np.int64)  # on non-empty rows
+            if len(rows) == 0:
+                # Every rank calls every layer (its exchange is collective), on non-empty rows.
+                rows = np.zeros(min(1, block.num_dst), dtype=np.int64)
             self.train_block.append(select_rows(block, rows)
                                     if len(rows) < SELECT_BELOW * block.num_dst else block)
         computed = [b.block.num_dst if isinstance(b, SelectedRows) else b.num_dst
@@ -356,7 +358,8 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train for ``cfg.epochs`` epochs (from the resumed epoch); return the result."""
         cfg, is_root = self.cfg, self.ctx.rank == 0
-        writer = MetricsWriter(cfg.metrics, cfg.to_dict(), append=cfg.resume) if (is_root and cfg.metrics) else None
+        writer = (MetricsWriter(cfg.metrics, cfg.to_dict(), append=cfg.resume)
+                  if (is_root and cfg.metrics) else None)
         bar = _progress(cfg, is_root, self.start_epoch)
         history, evaluation, start = [], {}, time.perf_counter()
         self.watchdog.start()
