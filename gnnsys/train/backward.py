@@ -21,8 +21,13 @@ def backward_mean(loss_sum: Tensor, count: int, parameters: Iterable[nn.Paramete
     """Back-propagate ``loss_sum / count`` into ``parameters``' ``.grad``.
 
     Takes the summed loss of this rank's rows, the global number of rows the mean is over and
-    the model's parameters; returns nothing (gradients accumulate as with ``backward()``).
+    the model's parameters, whose gradients must be unset (``zero_grad(set_to_none=True)``):
+    they are divided by the scale afterwards, so earlier gradients would be too. Returns
+    nothing; raises ``ValueError`` when a gradient is already set.
     """
+    parameters = list(parameters)
+    if any(param.grad is not None for param in parameters):
+        raise ValueError("backward_mean: gradients must be unset (zero_grad(set_to_none=True))")
     scale = 2.0 ** round(math.log2(max(count, 1)))
     ((loss_sum / max(count, 1)) * scale).backward()
     for param in parameters:

@@ -1,11 +1,11 @@
 """backward_mean: the parameter gradients of a mean loss, bit for bit, with O(1) rows inside."""
+import pytest
 import torch
 
 from gnnsys.train.backward import backward_mean
 
 
 def test_gradients_equal_the_plain_mean_bit_for_bit():
-    torch.manual_seed(0)
     grads = []
     for scaled in (False, True):
         torch.manual_seed(0)
@@ -29,3 +29,11 @@ def test_rows_inside_the_pass_are_scaled_by_the_power_of_two_nearest_the_count()
     backward_mean((h @ weight).sum(), 100_000, [weight])  # nearest power of two: 2^17
     assert torch.equal(seen[0], torch.full((3, 2), 2.0 ** 17 / 100_000))
     assert torch.equal(weight.grad, torch.full((2, 1), 3 / 100_000))
+
+
+def test_set_gradients_are_refused_not_rescaled():
+    weight = torch.nn.Parameter(torch.ones(2))
+    weight.grad = torch.ones(2)
+    with pytest.raises(ValueError, match="unset"):
+        backward_mean((weight * 2).sum(), 4, [weight])
+    assert torch.equal(weight.grad, torch.ones(2))
