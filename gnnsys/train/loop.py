@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gnnsys.allocator import release_freed_memory
+from gnnsys.allocator import set_malloc_policy
 from gnnsys.comm.allreduce import allreduce_gradients, allreduce_scalars
 from gnnsys.comm.bootstrap import DistContext
 from gnnsys.comm.codec import Codec
@@ -90,7 +90,7 @@ class Trainer:
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda given but no CUDA device is available")
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-        release_freed_memory()
+        set_malloc_policy(cfg.malloc)
         _set_threads(cfg, ctx)
         shard = open_shard(cfg.partition, ctx.rank, verify=True, manifest=manifest)
         self.preload_stats = {}
