@@ -12,6 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from gnnsys import __version__
+from gnnsys.allocator import request_huge_pages
 from gnnsys.errors import RuntimeFailure, UserError
 from gnnsys.threads import limit_numba_threads
 
@@ -65,6 +66,7 @@ def join_negative_lists(argv: Sequence[str]) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``gnnsys`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     limit_numba_threads()  # before any module imports numba
+    request_huge_pages()  # before torch's first allocation
     parser = build_parser()
     args = parser.parse_args(join_negative_lists(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):

@@ -101,11 +101,11 @@ class TrainConfig:
     resume: bool = _opt(False, "resume from the newest complete checkpoint in --checkpoint-dir")
     progress: bool = _opt(True, "show a progress bar on rank 0", flag="--no-progress")
     threads: int = _opt(0, "torch intra-op threads per rank (0 = cores / ranks on this host)")
-    malloc: str = _opt("keep", "what glibc's malloc does with freed tensor memory: keep (reuse "
-                       "it next epoch: about 2x faster CPU epochs, 1.2-1.45x the peak memory) "
-                       "or release (return every block of 1 MiB or more at once: the lowest "
-                       "peak); MALLOC_* environment variables take precedence",
-                       ("keep", "release"))
+    malloc: str = _opt("release", "what glibc's malloc does with freed tensor memory: release "
+                       "(return every block of 1 MiB or more to the OS at once: the lowest "
+                       "peak) or keep (reuse it next epoch: about 1.3x faster CPU epochs, "
+                       "1.2-1.8x the peak memory); MALLOC_* environment variables take "
+                       "precedence", ("release", "keep"))
     timeout: float = _opt(120.0, "abort the whole job when a rank makes no progress (waits in "
                           "an exchange or collective) for this many seconds: a peer died or "
                           "hangs (5x this until the first epoch ends; at least 3x the slowest "

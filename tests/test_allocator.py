@@ -1,6 +1,7 @@
-"""glibc's malloc keeps freed multi-MiB blocks for reuse ("keep") or returns them ("release").
+"""Huge pages for torch's CPU blocks, and glibc's malloc keeping freed multi-MiB blocks for reuse
+("keep") or returning them ("release").
 
-Each case runs in a fresh interpreter: glibc's malloc settings are process-wide.
+Each case runs in a fresh interpreter: these settings are process-wide.
 """
 import os
 import subprocess
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from gnnsys.allocator import set_malloc_policy
+from gnnsys.allocator import HUGE_PAGES_VAR, request_huge_pages, set_malloc_policy
 
 PROBE = """
 import ctypes, sys, psutil
@@ -61,5 +62,54 @@ def test_the_users_environment_setting_wins():
 
 
 def test_an_unknown_policy_is_refused():
-    with pytest.raises(ValueError, match="keep, release"):
+    with pytest.raises(ValueError, match="release, keep"):
         set_malloc_policy("hoard")
+
+
+HUGE = """
+import sys
+from gnnsys.allocator import request_huge_pages
+asked = request_huge_pages() if sys.argv[1] == "on" else None
+import torch
+
+def huge_kib():
+    with open("/proc/self/smaps_rollup") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("AnonHugePages:"))
+
+before = huge_kib()
+x = torch.ones(64 << 18)  # 64 MiB, touched
+print(asked, (huge_kib() - before) >> 10)
+"""
+
+
+def _thp_mode() -> str:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "never"
+
+
+@pytest.mark.skipif(_thp_mode() != "madvise", reason="needs transparent huge pages on madvise")
+def test_torch_blocks_get_huge_pages_only_when_requested_before_torch():
+    def probe(mode: str) -> tuple:
+        env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_VAR}
+        proc = subprocess.run([sys.executable, "-c", HUGE, mode], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        asked, huge_mib = proc.stdout.split()
+        return asked, int(huge_mib)
+
+    assert probe("off")[1] < 8
+    asked, huge_mib = probe("on")
+    assert asked == "True" and huge_mib >= 32
+
+
+def test_huge_pages_are_not_requested_over_the_user_or_after_torch(monkeypatch):
+    import torch  # noqa: F401  (imported: too late to ask)
+
+    monkeypatch.delenv(HUGE_PAGES_VAR, raising=False)
+    assert request_huge_pages() is False and HUGE_PAGES_VAR not in os.environ
+    monkeypatch.setenv(HUGE_PAGES_VAR, "0")
+    monkeypatch.delitem(sys.modules, "torch")
+    assert request_huge_pages() is False and os.environ[HUGE_PAGES_VAR] == "0"

@@ -18,11 +18,11 @@ preload rows between its workers, :func:`gnnsys.train.preload_shard.preload_owne
 is held by exactly one worker), what a full copy of the preload in every worker would add, and
 the same server with one worker holding its whole preload.
 
-Issue 6 target, literally: "the summed unique memory of a server's two workers <= 1.3x one
-worker's". Two symmetric workers that each hold half of the server's data sum to ~2x one of
-them by construction, whether the preload is shared or not, so the suite also reports our
-reading of "resident once": the server's memory with 2 workers (summed PSS) over the same
-server with 1 worker (its PSS), next to the same ratio had every worker a copy of the preload.
+Issue 6 target: "the summed unique memory of a server's two workers <= 1.3x one worker's",
+i.e. the server's memory with 2 workers (summed USS; PSS beside it) over the same server run by
+1 worker, next to the PSS ratio had every worker a copy of the preload. The suite also reports
+the summed USS of the two workers over one of THEM, which is ~2 by construction (two symmetric
+workers that each hold half of the server's data), whether the preload is shared or not.
 """
 from __future__ import annotations
 
@@ -148,15 +148,17 @@ def per_server(workers: List[dict], layout: List[dict]) -> List[dict]:
 
 def compare(two: List[dict], one: List[dict]) -> List[dict]:
     """Return per server the 2-worker layout's memory over the 1-worker layout's (``two`` and
-    ``one`` from :func:`per_server`), at the end of training: summed PSS (``pss_ratio``), the
-    same had every worker a full copy of the preload (``copy_ratio``), the same without each
-    process's runtime (PSS after MPI start-up: Python, torch, MPI; ``data_ratio``) and peak
-    maxrss (``peak_ratio``)."""
+    ``one`` from :func:`per_server`), at the end of training: summed USS (``uss_ratio``, the
+    issue's "summed unique memory of its two workers" over one worker's), summed PSS
+    (``pss_ratio``), the PSS had every worker a full copy of the preload (``copy_ratio``), the
+    same without each process's runtime (PSS after MPI start-up: Python, torch, MPI;
+    ``data_ratio``) and peak maxrss (``peak_ratio``)."""
     out = []
     for a, b in zip(two, one):
         base = b["end"]["sum_pss"]
         data = [x["end"]["sum_pss"] - x["runtime"]["sum_pss"] for x in (a, b)]
         out.append({"server": a["server"], "pss_two": a["end"]["sum_pss"], "pss_one": base,
+                    "uss_ratio": a["end"]["sum_uss"] / b["end"]["sum_uss"],
                     "pss_ratio": a["end"]["sum_pss"] / base,
                     "copy_ratio": (a["end"]["sum_pss"] + a["copy_per_worker_adds_bytes"]) / base,
                     "data_ratio": data[0] / data[1],
@@ -206,12 +208,12 @@ def run(opts: BenchOptions) -> dict:
 
 def headline(result: dict) -> dict:
     """Return the worst server's figures of ``result``: ``sum_uss_over_one_uss`` (2 workers,
-    end of training), ``pss_ratio``, ``copy_ratio`` and ``data_ratio`` (2 workers / 1 worker,
-    see :func:`compare`)."""
-    two = result["layouts"]["2x2"]["servers"]
+    end of training), ``uss_ratio``, ``pss_ratio``, ``copy_ratio`` and ``data_ratio`` (2
+    workers / 1 worker, see :func:`compare`, recomputed from the layouts)."""
+    two, one = (result["layouts"][name]["servers"] for name in ("2x2", "2x1"))
     return {"sum_uss_over_one_uss": max(s["end"]["sum_uss_over_one_uss"] for s in two),
-            **{key: max(c[key] for c in result["two_vs_one"])
-               for key in ("pss_ratio", "copy_ratio", "data_ratio")}}
+            **{key: max(c[key] for c in compare(two, one))
+               for key in ("uss_ratio", "pss_ratio", "copy_ratio", "data_ratio")}}
 
 
 def plot(result: dict, stem: Path) -> List[Path]:
@@ -250,13 +252,14 @@ def markdown(result: dict) -> str:
                          f"{s['peak_maxrss_sum'] / MIB:,.0f} / {s['peak_maxrss_one'] / MIB:,.0f} |")
     lines += ["", "Server memory at the end of training, 2 workers over 1 worker (same server "
               "nodes and preload):", "",
-              "| server | 1 worker PSS | 2 workers summed PSS | ratio | with a copy per worker "
-              "| ratio without the per-process runtime | peak maxrss ratio |",
-              "|" + "---|" * 7]
-    for c in result["two_vs_one"]:
-        lines.append(f"| {c['server']} | {c['pss_one'] / MIB:,.0f} | {c['pss_two'] / MIB:,.0f} | "
-                     f"{c['pss_ratio']:.2f} | {c['copy_ratio']:.2f} | {c['data_ratio']:.2f} | "
-                     f"{c['peak_ratio']:.2f} |")
+              "| server | summed USS ratio | 1 worker PSS | 2 workers summed PSS | ratio | "
+              "with a copy per worker | ratio without the per-process runtime | "
+              "peak maxrss ratio |", "|" + "---|" * 8]
+    layouts = result["layouts"]
+    for c in compare(layouts["2x2"]["servers"], layouts["2x1"]["servers"]):
+        lines.append(f"| {c['server']} | {c['uss_ratio']:.2f} | {c['pss_one'] / MIB:,.0f} | "
+                     f"{c['pss_two'] / MIB:,.0f} | {c['pss_ratio']:.2f} | {c['copy_ratio']:.2f} "
+                     f"| {c['data_ratio']:.2f} | {c['peak_ratio']:.2f} |")
     if not result["config"]["same_server_nodes"]:
         lines.append("\nWarning: the two layouts' servers own different nodes.")
     return "\n".join(lines)
