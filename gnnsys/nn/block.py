@@ -15,7 +15,7 @@ they never know whether the block is a whole graph or one shard of it. A layer i
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -128,39 +128,57 @@ class Block:
         return Block(move(self.indptr), move(self.indices), self.num_src,
                      move(self.in_deg), move(self.out_deg))
 
-    def _csr_structure(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """``(indptr, indices, t_indptr, t_indices, perm)`` of ``A`` and ``A^T``, built once.
-
-        The index arrays are int32 when they fit (MKL / cuSPARSE then use them without the
-        per-call int64 -> int32 copy); ``perm`` maps transposed entries to CSR positions.
-        """
+    def _csr_structure(self) -> tuple[Tensor, Tensor]:
+        """``(indptr, indices)`` of ``A``, int32 when they fit (MKL / cuSPARSE then use them
+        without the per-call int64 -> int32 copy); built once."""
         if "csr" not in self._cache:
-            t_indptr, t_indices, perm = csr_transpose(self.indptr, self.indices, self.num_src)
-            arrays = [self.indptr, self.indices, t_indptr, t_indices]
-            if max(self.num_edges, self.num_src) < 2**31 - 1:
-                arrays = [a.to(torch.int32) for a in arrays]
-            self._cache["csr"] = (*arrays, perm)
+            arrays = (self.indptr, self.indices)
+            if self._fits_int32():
+                arrays = tuple(a.to(torch.int32) for a in arrays)
+            self._cache["csr"] = arrays
         return self._cache["csr"]
 
-    def _matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(A, A^T)`` sparse CSR holding ``values``.
+    def _transposed_structure(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(t_indptr, t_indices, perm)`` of ``A^T`` (``perm`` maps transposed entries to CSR
+        positions), built once, on the first backward that needs a source gradient: a block
+        whose sources need none (the input layer's features, evaluation) never holds it."""
+        if "csr_t" not in self._cache:
+            t_indptr, t_indices, perm = csr_transpose(self.indptr, self.indices, self.num_src)
+            if self._fits_int32():
+                t_indptr, t_indices = t_indptr.to(torch.int32), t_indices.to(torch.int32)
+            self._cache["csr_t"] = (t_indptr, t_indices, perm)
+        return self._cache["csr_t"]
+
+    def _fits_int32(self) -> bool:
+        return max(self.num_edges, self.num_src) < 2**31 - 1
+
+    def _matrices(self, values: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
+        """Return ``A`` (sparse CSR holding ``values``) and a callable that returns ``A^T``.
 
         Cached for the last few value tensors that do not require grad (the constant weights
         of a layer), keyed by identity and version; learned values (attention) are rebuilt.
+        ``A^T`` is built on the first call of the callable and then cached with ``A``.
         """
-        indptr, indices, t_indptr, t_indices, perm = self._csr_structure()
         cache = self._cache.setdefault("matrices", {})
         hit = cache.get(id(values))
         if hit is not None and hit[0] is values and hit[1] == values._version:
             return hit[2], hit[3]
+        indptr, indices = self._csr_structure()
         adj = csr_matrix(indptr, indices, values, (self.num_dst, self.num_src))
-        adj_t = csr_matrix(t_indptr, t_indices, values.detach()[perm],
-                           (self.num_src, self.num_dst))
+        built: list = []
+
+        def transposed() -> Tensor:
+            if not built:
+                t_indptr, t_indices, perm = self._transposed_structure()
+                built.append(csr_matrix(t_indptr, t_indices, values.detach()[perm],
+                                        (self.num_src, self.num_dst)))
+            return built[0]
+
         if not values.requires_grad:
             if len(cache) >= _MAX_CACHED_MATRICES:
                 cache.pop(next(iter(cache)))
-            cache[id(values)] = (values, values._version, adj, adj_t)
-        return adj, adj_t
+            cache[id(values)] = (values, values._version, adj, transposed)
+        return adj, transposed
 
     def _constant_values(self, name: str, dtype: torch.dtype) -> Tensor:
         """Cached per-edge values ``ones`` or ``1 / local in-degree`` (mean), in ``dtype``."""

@@ -3,7 +3,8 @@
 ``out = A @ h`` where ``A`` is the ``[num_dst, num_src]`` in-edge CSR of a block (one row per
 destination, the row's columns are its in-edge sources) with per-edge values. The backward of
 ``h`` is ``A^T @ grad_out``, a second CSR SpMM on the transposed matrix, whose structure is built
-once per block (:func:`csr_transpose`) and reused every call. This is 1.3-1.45x faster than
+once per block (:func:`csr_transpose`) and reused every call; it may be passed as a callable,
+so that a block whose sources never need a gradient never builds it. This is 1.3-1.45x faster than
 torch's own sparse autograd on CPU (DESIGN.md, kernel notes) and works on CPU and CUDA for
 float32 and float64 (torch's ``sparse_csr @ dense``).
 
@@ -14,7 +15,7 @@ bounded.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -72,7 +73,8 @@ class CSRSpMM(torch.autograd.Function):
 
     ``forward(ctx, h, values, adj, adj_t, edge_src, edge_dst)``: ``h`` ``[num_src, d]``;
     ``values`` ``[E]`` the entries of ``adj`` in CSR order (an autograd input so that its
-    gradient can flow; ``adj``/``adj_t`` already hold them, in CSR and transposed order);
+    gradient can flow; ``adj``/``adj_t`` already hold them, in CSR and transposed order;
+    ``adj_t`` may be a callable returning it, called only when ``h`` needs a gradient);
     ``edge_src``/``edge_dst`` ``int64 [E]`` the endpoints of every entry, used only for the
     value gradient. Returns ``[num_dst, d]``.
     """
@@ -87,7 +89,10 @@ class CSRSpMM(torch.autograd.Function):
     def backward(ctx, grad_out):  # noqa: D102
         h, edge_src, edge_dst = ctx.saved_tensors
         grad_out = grad_out.contiguous()
-        grad_h = ctx.adj_t @ grad_out if ctx.needs_input_grad[0] else None
+        grad_h = None
+        if ctx.needs_input_grad[0]:
+            adj_t = ctx.adj_t() if callable(ctx.adj_t) else ctx.adj_t
+            grad_h = adj_t @ grad_out
         grad_values = None
         if ctx.needs_input_grad[1]:
             grad_values = torch.empty(edge_src.numel(), dtype=h.dtype, device=h.device)
@@ -102,14 +107,15 @@ def spmm(
     h: Tensor,
     values: Tensor,
     adj: Tensor,
-    adj_t: Tensor,
+    adj_t: Union[Tensor, Callable[[], Tensor]],
     edge_src: Optional[Tensor] = None,
     edge_dst: Optional[Tensor] = None,
 ) -> Tensor:
     """Return ``adj @ h`` for ``h`` of shape ``[num_src, ...]`` (trailing dims are flattened).
 
-    ``adj`` (``[num_dst, num_src]`` sparse CSR) and ``adj_t`` (its transpose, sparse CSR) must
-    hold ``values`` (``[E]``, CSR order of ``adj``). ``edge_src``/``edge_dst`` are needed only
+    ``adj`` (``[num_dst, num_src]`` sparse CSR) and ``adj_t`` (its transpose, sparse CSR, or a
+    callable returning it when first needed) must hold ``values`` (``[E]``, CSR order of
+    ``adj``). ``edge_src``/``edge_dst`` are needed only
     when ``values.requires_grad``. Returns ``[num_dst, ...]``.
     """
     if values.requires_grad and (edge_src is None or edge_dst is None):

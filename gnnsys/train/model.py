@@ -135,14 +135,15 @@ class GNN(nn.Module):
                                             None if selected is None else selected.src_order)
             h_own = apply_layer(layer, layer_block if selected is None else selected.block,
                                 h_own, source_rows, project)
-            if selected is not None:
-                h_own = h_own.new_zeros(n_own, *h_own.shape[1:]).index_copy(
+            last = index == len(self.layers) - 1
+            if not last:  # before the zero rows are added: ReLU and its backward touch only
+                h_own = torch.relu(h_own)  # the computed rows (measured: lower peak memory)
+            if selected is not None:  # in place on fresh zeros: no second full-size copy
+                h_own = h_own.new_zeros(n_own, *h_own.shape[1:]).index_copy_(
                     0, selected.rows, h_own)
-            if index < len(self.layers) - 1:
-                h_own = torch.relu(h_own)
-                if h_own.shape[0] < n_own:
-                    h_own = torch.cat([h_own, h_own.new_zeros(n_own - h_own.shape[0],
-                                                              *h_own.shape[1:])])
+            elif h_own.shape[0] < n_own and not last:
+                h_own = torch.cat([h_own, h_own.new_zeros(n_own - h_own.shape[0],
+                                                          *h_own.shape[1:])])
         return h_own
 
     def _source_rows(self, exchange: Optional[Exchange], index: int, epoch: int,

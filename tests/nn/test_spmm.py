@@ -43,6 +43,20 @@ def test_spmm_gradcheck_features_and_edge_values():
     assert torch.autograd.gradcheck(lambda h: block.spmm(h), (h,))
 
 
+def test_the_transpose_is_built_only_for_a_source_gradient():
+    indptr, indices = random_csr(10, 30, seed=7)
+    block = Block.full_graph(indptr, indices)
+    weight = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(10, 3, dtype=torch.float64)  # features: no gradient
+    (block.spmm(x) @ weight).sum().backward()
+    assert "csr_t" not in block._cache and weight.grad is not None
+    h = x.clone().requires_grad_(True)
+    block.spmm(h).pow(2).sum().backward()
+    assert "csr_t" in block._cache
+    dense = dense_adj(indptr, indices)
+    torch.testing.assert_close(h.grad, 2 * dense.T @ (dense @ x), rtol=0, atol=1e-12)
+
+
 def test_spmm_function_requires_endpoints_for_value_grad():
     indptr, indices = random_csr(6, 10, seed=6)
     block = Block.full_graph(indptr, indices)
