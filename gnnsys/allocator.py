@@ -27,7 +27,7 @@ keep + huge pages                     0.32 s           0.44 s          729 / 795
 (4 ranks, ``synthetic:40000``, 3-layer GCN hidden 256, exchange / preload mode.) On one rank of
 ``synthetic:200000`` (2-layer GCN): 1.21 s -> 0.65 s per epoch with huge pages, peak 1449 ->
 1454 MiB. ``keep`` costs much more memory on large shards: one rank of ``synthetic:1000000``
-peaked at 10.2 GiB against 5.7 GiB, so it is not the default.
+peaked at 10.2 GiB against 5.3-5.7 GiB (1.9x), so it is not the default.
 
 The user's environment takes precedence: ``THP_MEM_ALLOC_ENABLE``, ``MALLOC_*`` variables and
 ``glibc.malloc`` tunables are left as they are.

@@ -104,7 +104,7 @@ class TrainConfig:
     malloc: str = _opt("release", "what glibc's malloc does with freed tensor memory: release "
                        "(return every block of 1 MiB or more to the OS at once: the lowest "
                        "peak) or keep (reuse it next epoch: about 1.3x faster CPU epochs, "
-                       "1.2-1.8x the peak memory); MALLOC_* environment variables take "
+                       "1.2-1.9x the peak memory); MALLOC_* environment variables take "
                        "precedence", ("release", "keep"))
     timeout: float = _opt(120.0, "abort the whole job when a rank makes no progress (waits in "
                           "an exchange or collective) for this many seconds: a peer died or "
