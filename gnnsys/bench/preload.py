@@ -203,23 +203,29 @@ def run(opts: BenchOptions) -> dict:
                        "preload_hops": 2, "train": train, "layouts": LAYOUTS,
                        "same_server_nodes": same},
             "target": TARGET, "layouts": layouts,
-            "two_vs_one": compare(layouts["2x2"]["servers"], layouts["2x1"]["servers"])}
+            "two_vs_one": two_vs_one(layouts)}
+
+
+def two_vs_one(layouts: Dict[str, dict]) -> List[dict]:
+    """Return :func:`compare` of the ``2x2`` layout's servers against the ``2x1`` layout's
+    (``layouts`` as in a result), so figures read from older results too."""
+    return compare(layouts["2x2"]["servers"], layouts["2x1"]["servers"])
 
 
 def headline(result: dict) -> dict:
     """Return the worst server's figures of ``result``: ``sum_uss_over_one_uss`` (2 workers,
     end of training), ``uss_ratio``, ``pss_ratio``, ``copy_ratio`` and ``data_ratio`` (2
     workers / 1 worker, see :func:`compare`, recomputed from the layouts)."""
-    two, one = (result["layouts"][name]["servers"] for name in ("2x2", "2x1"))
+    two = result["layouts"]["2x2"]["servers"]
     return {"sum_uss_over_one_uss": max(s["end"]["sum_uss_over_one_uss"] for s in two),
-            **{key: max(c[key] for c in compare(two, one))
+            **{key: max(c[key] for c in two_vs_one(result["layouts"]))
                for key in ("uss_ratio", "pss_ratio", "copy_ratio", "data_ratio")}}
 
 
 def plot(result: dict, stem: Path) -> List[Path]:
     """Draw per server the memory at the end of training: 1 worker (PSS), 2 workers (summed
     PSS) and 2 workers each with a copy of the preload (estimate); return the PNG paths."""
-    comp = result["two_vs_one"]
+    comp = two_vs_one(result["layouts"])
     fig, axes = plots.subplots(1, len(comp), size=(4.6, 3.6))
     for ax, c, two in zip(axes[0], comp, result["layouts"]["2x2"]["servers"]):
         values = [c["pss_one"], c["pss_two"], c["pss_two"] + two["copy_per_worker_adds_bytes"]]
@@ -255,8 +261,7 @@ def markdown(result: dict) -> str:
               "| server | summed USS ratio | 1 worker PSS | 2 workers summed PSS | ratio | "
               "with a copy per worker | ratio without the per-process runtime | "
               "peak maxrss ratio |", "|" + "---|" * 8]
-    layouts = result["layouts"]
-    for c in compare(layouts["2x2"]["servers"], layouts["2x1"]["servers"]):
+    for c in two_vs_one(result["layouts"]):
         lines.append(f"| {c['server']} | {c['uss_ratio']:.2f} | {c['pss_one'] / MIB:,.0f} | "
                      f"{c['pss_two'] / MIB:,.0f} | {c['pss_ratio']:.2f} | {c['copy_ratio']:.2f} "
                      f"| {c['data_ratio']:.2f} | {c['peak_ratio']:.2f} |")

@@ -15,6 +15,7 @@ they never know whether the block is a whole graph or one shard of it. A layer i
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -165,14 +166,11 @@ class Block:
             return hit[2], hit[3]
         indptr, indices = self._csr_structure()
         adj = csr_matrix(indptr, indices, values, (self.num_dst, self.num_src))
-        built: list = []
-
+        @functools.cache
         def transposed() -> Tensor:
-            if not built:
-                t_indptr, t_indices, perm = self._transposed_structure()
-                built.append(csr_matrix(t_indptr, t_indices, values.detach()[perm],
-                                        (self.num_src, self.num_dst)))
-            return built[0]
+            t_indptr, t_indices, perm = self._transposed_structure()
+            return csr_matrix(t_indptr, t_indices, values.detach()[perm],
+                              (self.num_src, self.num_dst))
 
         if not values.requires_grad:
             if len(cache) >= _MAX_CACHED_MATRICES:
